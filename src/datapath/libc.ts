@@ -1,0 +1,65 @@
+/**
+ * The few libc entry points the datapath needs (netlink sockets, namespaces, mounts), through
+ * bun:ffi. Only src/datapath imports this module.
+ */
+import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
+import { SyscallError } from "./errors.ts";
+
+const { i32, u32, i64, u64, ptr } = FFIType;
+
+const lib = dlopen("libc.so.6", {
+  __errno_location: { args: [], returns: ptr },
+  socket: { args: [i32, i32, i32], returns: i32 },
+  bind: { args: [i32, ptr, u32], returns: i32 },
+  setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
+  getsockname: { args: [i32, ptr, ptr], returns: i32 },
+  sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i64 },
+  recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i64 },
+  close: { args: [i32], returns: i32 },
+  setns: { args: [i32, i32], returns: i32 },
+  unshare: { args: [i32], returns: i32 },
+  mount: { args: [ptr, ptr, ptr, u64, ptr], returns: i32 },
+  umount2: { args: [ptr, i32], returns: i32 },
+  gettid: { args: [], returns: i32 },
+  vsnprintf: { args: [ptr, u64, ptr, ptr], returns: i32 },
+});
+
+export const libc = lib.symbols;
+
+/** errno of the last failed libc call on this thread; read it right after the call. */
+export function errno(): number {
+  const location = libc.__errno_location();
+  return location === null ? 0 : read.i32(location, 0);
+}
+
+/** Throws a SyscallError when a libc call returned a negative value. */
+export function check(operation: string, result: number | bigint, detail?: string): number {
+  const value = Number(result);
+  if (value < 0) throw new SyscallError(operation, errno(), detail);
+  return value;
+}
+
+/** A NUL-terminated copy of a string, to pass as `const char *`. */
+export function cString(value: string): Buffer {
+  return Buffer.from(`${value}\0`, "utf8");
+}
+
+export const AF_NETLINK = 16;
+export const SOCK_RAW = 3;
+export const SOCK_DGRAM = 2;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SO_RCVTIMEO = 20;
+export const SO_SNDBUF = 7;
+export const SO_RCVBUF = 8;
+export const SOL_NETLINK = 270;
+export const NETLINK_EXT_ACK = 11;
+export const NETLINK_GET_STRICT_CHK = 12;
+export const CLONE_NEWNET = 0x40000000;
+export const MS_BIND = 4096;
+export const MS_REC = 16384;
+export const MS_SHARED = 1 << 20;
+export const MS_PRIVATE = 1 << 18;
+export const MNT_DETACH = 2;
+
+export type { Pointer };
