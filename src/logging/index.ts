@@ -1,0 +1,54 @@
+/**
+ * The logger for every mode: human-readable on a terminal, JSON lines with `--log-format json`
+ * (for log collectors), debug level with `--debug`. Logs go to stderr; stdout stays for command
+ * output (the CNI result, `-o json` printers).
+ */
+import { createConsola, LogLevels, type ConsolaInstance, type LogObject } from "consola";
+import { loggingOptions } from "./options.ts";
+
+export { configureLogging, logOptionsFromArgv, type LogFormat, type LogOptions } from "./options.ts";
+
+export type Logger = Pick<ConsolaInstance, "debug" | "info" | "warn" | "error">;
+
+const jsonReporter = {
+  log(entry: LogObject) {
+    const [message, ...rest] = entry.args;
+    const line: Record<string, unknown> = {
+      time: entry.date.toISOString(),
+      level: entry.type,
+      msg: message instanceof Error ? message.message : String(message ?? ""),
+    };
+    if (entry.tag) line.subsys = entry.tag;
+    for (const extra of rest) {
+      if (extra instanceof Error) line.error = extra.message;
+      else if (extra && typeof extra === "object") Object.assign(line, extra);
+      else if (extra !== undefined) line.detail = extra;
+    }
+    process.stderr.write(`${JSON.stringify(line)}\n`);
+  },
+};
+
+let root: { instance: ConsolaInstance; options: object } | undefined;
+
+function rootLogger(): ConsolaInstance {
+  const options = loggingOptions();
+  if (root?.options === options) return root.instance;
+  const level = options.debug ? LogLevels.debug : LogLevels.info;
+  const instance =
+    options.format === "json"
+      ? createConsola({ level, reporters: [jsonReporter] })
+      : createConsola({ level, stdout: process.stderr, stderr: process.stderr });
+  root = { instance, options };
+  return instance;
+}
+
+/** A logger tagged with a subsystem (upstream's `subsys`), following the current options. */
+export function logger(subsys: string): Logger {
+  const tagged = () => rootLogger().withTag(subsys);
+  return {
+    debug: (...args: unknown[]) => tagged().debug(...(args as [unknown])),
+    info: (...args: unknown[]) => tagged().info(...(args as [unknown])),
+    warn: (...args: unknown[]) => tagged().warn(...(args as [unknown])),
+    error: (...args: unknown[]) => tagged().error(...(args as [unknown])),
+  } as Logger;
+}
