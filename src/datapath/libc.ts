@@ -22,6 +22,14 @@ const lib = dlopen("libc.so.6", {
   umount2: { args: [ptr, i32], returns: i32 },
   gettid: { args: [], returns: i32 },
   vsnprintf: { args: [ptr, u64, ptr, ptr], returns: i32 },
+  // Namespace handles and /proc/sys files are opened here rather than through node:fs so that
+  // O_CLOEXEC is explicit and the syscall provably runs on this (possibly setns'd) thread.
+  // open(2) is variadic; the mode travels in the third integer register either way on the
+  // SysV x86-64 and AAPCS64 ABIs, so a fixed three-argument signature is sound there.
+  open: { args: [ptr, i32, u32], returns: i32 },
+  unlink: { args: [ptr], returns: i32 },
+  read: { args: [i32, ptr, u64], returns: i64 },
+  write: { args: [i32, ptr, u64], returns: i64 },
 });
 
 export const libc = lib.symbols;
@@ -61,5 +69,21 @@ export const MS_REC = 16384;
 export const MS_SHARED = 1 << 20;
 export const MS_PRIVATE = 1 << 18;
 export const MNT_DETACH = 2;
+export const NETLINK_ROUTE = 0;
+export const NETLINK_CAP_ACK = 10;
+export const MSG_PEEK = 2;
+export const MSG_TRUNC = 0x20;
+export const O_RDONLY = 0;
+export const O_WRONLY = 1;
+export const O_CLOEXEC = 0o2000000;
+export const O_CREAT = 0o100;
+export const O_EXCL = 0o200;
+export const ENOENT = 2;
+export const EEXIST = 17;
+export const EINTR = 4;
+export const EAGAIN = 11;
+export const EINVAL = 22;
+export const ENODEV = 19;
+export const ETIMEDOUT = 110;
 
 export type { Pointer };
