@@ -4,9 +4,10 @@
  * replaced, and a cgroup program. Real TCP traffic must be counted while attached, not after.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { CLONE_NEWNET, libc } from "../../src/datapath/libc.ts";
+import { Netlink } from "../../src/datapath/netlink/index.ts";
+import { Netns } from "../../src/datapath/netns.ts";
 import {
   attachCgroup,
   attachTc,
@@ -55,24 +56,21 @@ function ensureBpffs(): void {
 
 /** Runs `body` with this thread in namespace `name` (ifindexes and tc netlink are per namespace). */
 function inNetns<T>(name: string, body: () => T): T {
-  const home = openSync("/proc/thread-self/ns/net", "r");
-  const target = openSync(`/var/run/netns/${name}`, "r");
+  const netns = Netns.open(Netns.pathOf(name));
   try {
-    if (libc.setns(target, CLONE_NEWNET) !== 0) throw new Error(`setns into ${name} failed`);
-    try {
-      return body();
-    } finally {
-      if (libc.setns(home, CLONE_NEWNET) !== 0) throw new Error("setns back home failed");
-    }
+    return netns.run(body);
   } finally {
-    closeSync(home);
-    closeSync(target);
+    netns.close();
   }
 }
 
 function ifindexIn(namespace: string, device: string): number {
-  const [link] = JSON.parse(run("ip", "-n", namespace, "-j", "link", "show", "dev", device)) as Array<{ ifindex: number }>;
-  return link!.ifindex;
+  const netlink = Netlink.open({ netns: Netns.pathOf(namespace) });
+  try {
+    return netlink.link(device)!.index;
+  } finally {
+    netlink.close();
+  }
 }
 
 /** TCP connection attempts from A to a closed port on B: SYN in, RST out, on B's veth. */
@@ -83,7 +81,7 @@ function tcpTraffic(attempts = 3): void {
 }
 
 function removeTopology(): void {
-  for (const namespace of [nsA, nsB]) Bun.spawnSync(["ip", "netns", "del", namespace], { stderr: "ignore" });
+  for (const namespace of [nsA, nsB]) Netns.remove(namespace, { missingOk: true });
 }
 
 function cgroup2Root(): string | null {
@@ -118,16 +116,23 @@ describePrivileged("attaching programs to interfaces and cgroups", () => {
     removeTopology();
     rmSync(pinDir, { recursive: true, force: true });
     mkdirSync(pinDir);
-    run("ip", "netns", "add", nsA);
-    run("ip", "netns", "add", nsB);
-    run("ip", "link", "add", vethA, "netns", nsA, "type", "veth", "peer", "name", vethB, "netns", nsB);
-    for (const [namespace, device, address] of [
-      [nsA, vethA, addressA],
-      [nsB, vethB, addressB],
-    ] as const) {
-      run("ip", "-n", namespace, "addr", "add", `${address}/30`, "dev", device);
-      run("ip", "-n", namespace, "link", "set", device, "up");
-      run("ip", "-n", namespace, "link", "set", "lo", "up");
+    // The topology is built with our own netlink: two namespaces joined by a veth.
+    const namespaceA = Netns.create(nsA);
+    const namespaceB = Netns.create(nsB);
+    const netlinkA = Netlink.open({ netns: namespaceA });
+    const netlinkB = Netlink.open({ netns: namespaceB });
+    try {
+      netlinkA.createVeth({ name: vethA, peerName: vethB, peerNetns: namespaceB });
+      for (const [netlink, device, address] of [
+        [netlinkA, vethA, addressA],
+        [netlinkB, vethB, addressB],
+      ] as const) {
+        netlink.addAddress(device, `${address}/30`);
+        netlink.setLinkUp(device);
+        netlink.setLinkUp("lo");
+      }
+    } finally {
+      for (const handle of [netlinkA, netlinkB, namespaceA, namespaceB]) handle.close();
     }
     ifindexB = ifindexIn(nsB, vethB);
   });
