@@ -1,5 +1,6 @@
 /** The network configuration the runtime writes on stdin, decoded and validated. */
 import { CniError, CniErrorCode, compareVersions, isSupportedVersion, SUPPORTED_VERSIONS, type CniVersion } from "./spec.ts";
+import { parsePrevResult, type CniDns, type CniResult } from "./result.ts";
 
 export const DEFAULT_SOCKET_PATH = "/var/run/cilium/cilium.sock";
 
@@ -9,8 +10,13 @@ export interface NetworkConfig {
   type: string;
   /** The agent's API socket ("socket-path"), default /var/run/cilium/cilium.sock. */
   socketPath: string;
+  /** Overrides the MTU the agent hands out with each IP. */
   mtu: number | undefined;
-  prevResult: Record<string, unknown> | undefined;
+  /** DNS settings to report in ADD's result ("dns", as the spec's network config has it). */
+  dns: CniDns | undefined;
+  /** Endpoint labels from the config's `args.cni.labels` ([{ key, value }], a CNI convention), as "key=value". */
+  labels: string[];
+  prevResult: CniResult | undefined;
   validAttachments: { containerID: string; ifname: string }[] | undefined;
   raw: Record<string, unknown>;
 }
@@ -67,6 +73,15 @@ export function parseNetworkConfig(raw: Record<string, unknown>): NetworkConfig 
     throw invalid("prevResult", "must be an object");
   }
 
+  const dns = raw.dns;
+  if (dns !== undefined) {
+    if (dns === null || typeof dns !== "object" || Array.isArray(dns)) throw invalid("dns", "must be an object");
+    for (const [key, value] of Object.entries(dns)) {
+      const ok = key === "domain" ? typeof value === "string" : Array.isArray(value) && value.every((v) => typeof v === "string");
+      if (!ok) throw invalid(`dns.${key}`, key === "domain" ? "must be a string" : "must be a list of strings");
+    }
+  }
+
   const attachments = raw["cni.dev/valid-attachments"];
   let validAttachments: NetworkConfig["validAttachments"];
   if (attachments !== undefined) {
@@ -86,8 +101,29 @@ export function parseNetworkConfig(raw: Record<string, unknown>): NetworkConfig 
     type,
     socketPath,
     mtu: mtu as number | undefined,
-    prevResult: prevResult as Record<string, unknown> | undefined,
+    dns: dns as CniDns | undefined,
+    labels: conventionLabels(raw.args),
+    prevResult: prevResult === undefined ? undefined : parsePrevResult(prevResult as Record<string, unknown>),
     validAttachments,
     raw,
   };
+}
+
+/** `"args": { "cni": { "labels": [{ "key": "app", "value": "web" }] } }` (CNI conventions). */
+function conventionLabels(args: unknown): string[] {
+  if (args === undefined) return [];
+  if (args === null || typeof args !== "object" || Array.isArray(args)) throw invalid("args", "must be an object");
+  const cni = (args as Record<string, unknown>).cni;
+  if (cni === undefined) return [];
+  if (cni === null || typeof cni !== "object" || Array.isArray(cni)) throw invalid("args.cni", "must be an object");
+  const labels = (cni as Record<string, unknown>).labels;
+  if (labels === undefined) return [];
+  if (!Array.isArray(labels)) throw invalid("args.cni.labels", "must be a list");
+  return labels.map((entry, i) => {
+    const label = entry as Record<string, unknown> | null;
+    if (!label || typeof label.key !== "string" || label.key === "" || typeof label.value !== "string") {
+      throw invalid(`args.cni.labels[${i}]`, "must have a non-empty string key and a string value");
+    }
+    return `${label.key}=${label.value}`;
+  });
 }

@@ -3,9 +3,10 @@
  * runs the command and answers on stdout exactly as the spec says — a result, or an error JSON
  * with a non-zero exit. Nothing escapes as a stack trace.
  */
-import { CniError, CniErrorCode, CNI_VERSION_LATEST, SUPPORTED_VERSIONS, type CniCommand } from "./spec.ts";
+import { assertCommandInVersion, CniError, CniErrorCode, CNI_VERSION_LATEST, SUPPORTED_VERSIONS, type CniCommand } from "./spec.ts";
 import { readCommand, readEnvironment, type CniEnvironment } from "./env.ts";
 import { decodeConfig, parseNetworkConfig, type NetworkConfig } from "./config.ts";
+import { commandHandlers } from "./commands.ts";
 import { VERSION } from "../version.ts";
 
 export interface CniIo {
@@ -41,6 +42,7 @@ export async function runCni(io: CniIo, handlers: CniHandlers): Promise<number> 
     const raw = decodeConfig(await io.readStdin());
     if (typeof raw.cniVersion === "string") cniVersion = raw.cniVersion;
     const config = parseNetworkConfig(raw);
+    assertCommandInVersion(command, config.cniVersion);
     const handler = handlers[command];
     if (!handler) {
       throw new CniError(CniErrorCode.InvalidEnvironment, `CNI_COMMAND ${command} is not supported by this plugin`);
@@ -61,7 +63,7 @@ export async function runCni(io: CniIo, handlers: CniHandlers): Promise<number> 
  * rather than process.stdout, whose set-up alone would triple the plugin's start-up time (and
  * node:tty is not imported to ask whether stdin is a terminal: a runtime always provides it).
  */
-export async function main(handlers: CniHandlers = {}): Promise<number> {
+export async function main(handlers: CniHandlers = commandHandlers): Promise<number> {
   const pending: Promise<number>[] = [];
   const code = await runCni(
     {

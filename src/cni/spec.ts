@@ -21,6 +21,23 @@ export const CniErrorCode = {
   LimitedConnectivity: 51,
 } as const;
 
+/**
+ * This plugin's own codes; the spec leaves 100 and up to plugins. Each message names the
+ * attachment ("<container id>:<ifname>") and the object that failed.
+ */
+export const PluginErrorCode = {
+  /** The agent could not allocate an IP (typically its pool is exhausted); msg carries the agent's message. */
+  IpAllocationFailed: 100,
+  /** The agent answered a request with an error other than the ones mapped elsewhere. */
+  AgentRequestFailed: 101,
+  /** A kernel operation on the veth pair or inside the pod's namespace failed (create, rename, address, route, up). */
+  InterfaceSetupFailed: 102,
+  /** ADD of an attachment that already exists: the runtime must DEL it first; the existing one is left intact. */
+  AttachmentExists: 103,
+  /** CHECK found the attachment missing, or different from what ADD set up and prevResult records. */
+  AttachmentCheckFailed: 104,
+} as const;
+
 /** An error the plugin reports to the runtime as the spec's error JSON. */
 export class CniError extends Error {
   readonly code: number;
@@ -37,6 +54,17 @@ export class CniError extends Error {
     const body: Record<string, unknown> = { cniVersion, code: this.code, msg: this.message };
     if (this.details) body.details = this.details;
     return body;
+  }
+}
+
+/** Commands newer than the first supported version: a config of an older version may not use them. */
+const MINIMUM_VERSION: Partial<Record<CniCommand, CniVersion>> = { CHECK: "0.4.0", STATUS: "1.1.0", GC: "1.1.0" };
+
+/** Refuses a command the config's cniVersion does not have (as libcni's skel does: code 1). */
+export function assertCommandInVersion(command: CniCommand, version: CniVersion): void {
+  const minimum = MINIMUM_VERSION[command];
+  if (minimum && compareVersions(version, minimum) < 0) {
+    throw new CniError(CniErrorCode.IncompatibleVersion, `config version "${version}" does not allow ${command} (needs ${minimum} or later)`);
   }
 }
 

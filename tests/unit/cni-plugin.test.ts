@@ -132,3 +132,38 @@ describe("CNI environment parsing", () => {
     expect(validInterfaceName("..")).toBe(false);
   });
 });
+
+describe("commands newer than the config's version", () => {
+  test("CHECK with a 0.3.x config and STATUS/GC before 1.1.0 are refused with code 1, before any handler runs", async () => {
+    let called = false;
+    const handlers: CniHandlers = {
+      CHECK: async () => void (called = true),
+      STATUS: async () => void (called = true),
+      GC: async () => void (called = true),
+    };
+    const check = await invoke({ ...baseEnv, CNI_COMMAND: "CHECK" }, config({ cniVersion: "0.3.1" }), handlers);
+    expect(check.json).toMatchObject({ cniVersion: "0.3.1", code: 1 });
+    expect(check.json.msg).toContain("does not allow CHECK");
+    for (const command of ["STATUS", "GC"]) {
+      const r = await invoke({ CNI_COMMAND: command }, config({ cniVersion: "1.0.0" }), handlers);
+      expect(r.json.code).toBe(1);
+    }
+    expect(called).toBe(false);
+    expect((await invoke({ CNI_COMMAND: "STATUS" }, config({ cniVersion: "1.1.0" }), handlers)).code).toBe(0);
+  });
+});
+
+describe("start-up", () => {
+  test("VERSION loads neither the agent client nor netlink: command modules are imported lazily", () => {
+    const script = `
+      const { runCni } = await import("./src/cni/plugin.ts");
+      const { commandHandlers } = await import("./src/cni/commands.ts");
+      await runCni({ env: { CNI_COMMAND: "VERSION" }, readStdin: async () => "", writeStdout() {}, writeStderr() {} }, commandHandlers);
+      console.log(JSON.stringify(Object.keys(require.cache)));`;
+    const r = Bun.spawnSync([process.execPath, "-e", script], { cwd: `${import.meta.dir}/../..` });
+    expect(r.exitCode).toBe(0);
+    const loaded: string[] = JSON.parse(r.stdout.toString());
+    expect(loaded.some((path) => path.endsWith("src/cni/plugin.ts"))).toBe(true);
+    expect(loaded.filter((path) => /src\/(datapath|agent)\/|src\/cni\/(add|del|check|status|gc)\.ts/.test(path))).toEqual([]);
+  });
+});

@@ -1,0 +1,102 @@
+/**
+ * Client for the agent's REST API over its unix socket, used by the CNI plugin and the debug
+ * CLI. Kept dependency-free: it sits on the CNI plugin's start-up path.
+ */
+import type { ApiError, Endpoint, EndpointChangeRequest, IpamResponse } from "./types.ts";
+
+export const DEFAULT_SOCKET_PATH = "/var/run/cilium/cilium.sock";
+
+/** The agent answered with an error status; `status` is the HTTP status. */
+export class AgentApiError extends Error {
+  readonly status: number;
+  readonly body: ApiError | undefined;
+
+  constructor(status: number, message: string, body?: ApiError) {
+    super(message);
+    this.name = "AgentApiError";
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/** The agent could not be reached at all (no socket, refused, timed out). */
+export class AgentUnreachableError extends Error {
+  readonly socketPath: string;
+
+  constructor(socketPath: string, cause: string) {
+    super(`cannot reach the cilium agent at ${socketPath}: ${cause}`);
+    this.name = "AgentUnreachableError";
+    this.socketPath = socketPath;
+  }
+}
+
+/** Accepts a socket path or upstream's `-H unix:///path` form. */
+export function socketPathFromHost(host: string | undefined): string {
+  if (!host) return process.env.CILIUM_SOCK ?? DEFAULT_SOCKET_PATH;
+  if (host.startsWith("unix://")) return host.slice("unix://".length);
+  if (host.startsWith("/")) return host;
+  throw new Error(`unsupported agent address ${JSON.stringify(host)}: use unix:///path/to/cilium.sock`);
+}
+
+export class AgentClient {
+  readonly socketPath: string;
+  readonly timeoutMs: number;
+
+  constructor(socketPath: string = DEFAULT_SOCKET_PATH, options: { timeoutMs?: number } = {}) {
+    this.socketPath = socketPath;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let response: Response;
+    try {
+      response = await fetch(`http://localhost/v1${path}`, {
+        method,
+        unix: this.socketPath,
+        headers: body === undefined ? undefined : { "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      } as RequestInit);
+    } catch (error) {
+      const e = error as Error & { code?: string };
+      throw new AgentUnreachableError(this.socketPath, e.code ?? e.message);
+    }
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!response.ok) {
+      const err = parsed as ApiError | undefined;
+      throw new AgentApiError(response.status, err?.message ?? `${method} ${path}: HTTP ${response.status}`, err);
+    }
+    return parsed as T;
+  }
+
+  healthz() {
+    return this.request<Record<string, unknown>>("GET", "/healthz");
+  }
+  config() {
+    return this.request<Record<string, unknown>>("GET", "/config");
+  }
+  allocateIp(owner: string) {
+    return this.request<IpamResponse>("POST", `/ipam?family=ipv4&owner=${encodeURIComponent(owner)}`);
+  }
+  releaseIp(ip: string) {
+    return this.request<void>("DELETE", `/ipam/${encodeURIComponent(ip)}`);
+  }
+  endpoints() {
+    return this.request<Endpoint[]>("GET", "/endpoint");
+  }
+  endpoint(id: string | number) {
+    return this.request<Endpoint>("GET", `/endpoint/${encodeURIComponent(String(id))}`);
+  }
+  putEndpoint(id: string | number, change: EndpointChangeRequest) {
+    return this.request<Endpoint>("PUT", `/endpoint/${encodeURIComponent(String(id))}`, change);
+  }
+  deleteEndpoint(id: string | number) {
+    return this.request<void>("DELETE", `/endpoint/${encodeURIComponent(String(id))}`);
+  }
+}

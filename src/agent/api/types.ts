@@ -1,0 +1,62 @@
+/**
+ * The agent's REST API (v1) over its unix socket: request and response bodies. Field names follow
+ * upstream Cilium's API where it has the concept (kebab-case JSON), so tooling reads naturally.
+ * Every body that enters the agent is validated against src/agent/api/schemas.ts.
+ */
+
+export type EndpointState = "waiting-for-identity" | "not-ready" | "regenerating" | "ready" | "disconnecting" | "disconnected";
+
+/** POST /v1/ipam?owner=<owner>[&family=ipv4] */
+export interface IpamResponse {
+  address: { ipv4: string };
+  ipv4: {
+    ip: string;
+    /** Pod CIDR of the node, e.g. "10.200.0.0/24". */
+    cidrs: string[];
+    gateway: string;
+    /** The interface MTU pods should use. */
+    mtu: number;
+  };
+  "host-addressing": { ipv4: { ip: string; enabled: boolean } };
+}
+
+/** PUT /v1/endpoint/{id} (id: numeric, or 0 / omitted to let the agent choose via cni-attachment-id:...). */
+export interface EndpointChangeRequest {
+  "container-id": string;
+  "container-interface-name": string;
+  /** Host-side veth. */
+  "interface-name": string;
+  "interface-index": number;
+  /** Pod-side MAC and host-side MAC. */
+  mac: string;
+  "host-mac": string;
+  addressing: { ipv4: string };
+  "netns-path"?: string;
+  "k8s-namespace"?: string;
+  "k8s-pod-name"?: string;
+  /** "source:key=value" or "key=value" (source k8s when from K8S_* args, else unspec). */
+  labels?: string[];
+}
+
+export interface Endpoint {
+  id: number;
+  state: EndpointState;
+  "container-id": string;
+  "container-interface-name": string;
+  "interface-name": string;
+  "interface-index": number;
+  mac: string;
+  "host-mac": string;
+  addressing: { ipv4: string };
+  "netns-path"?: string;
+  "k8s-namespace"?: string;
+  "k8s-pod-name"?: string;
+  labels: string[];
+  identity?: number;
+  "created-at": string;
+}
+
+export interface ApiError {
+  code: number;
+  message: string;
+}

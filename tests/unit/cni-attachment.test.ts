@@ -1,0 +1,64 @@
+import { describe, expect, test } from "bun:test";
+import { attachmentKey, endpointId, hostInterfaceName, temporaryPeerName } from "../../src/cni/attachment.ts";
+import { validInterfaceName } from "../../src/cni/env.ts";
+import { endpointRequest } from "../../src/cni/endpoint-request.ts";
+
+const attachment = { containerId: "0123456789abcdef0123456789abcdef", ifname: "eth0" };
+
+describe("attachment naming", () => {
+  test("keys and endpoint ids follow the agent's cni-attachment-id form", () => {
+    expect(attachmentKey(attachment)).toBe("0123456789abcdef0123456789abcdef:eth0");
+    expect(endpointId(attachment)).toBe("cni-attachment-id:0123456789abcdef0123456789abcdef:eth0");
+  });
+
+  test("the host veth name is lxc + 11 hex digits of sha256(key), a valid interface name", () => {
+    const expected = `lxc${new Bun.CryptoHasher("sha256").update("0123456789abcdef0123456789abcdef:eth0").digest("hex").slice(0, 11)}`;
+    expect(hostInterfaceName(attachment)).toBe(expected);
+    expect(hostInterfaceName(attachment)).toMatch(/^lxc[0-9a-f]{11}$/);
+    expect(validInterfaceName(hostInterfaceName(attachment))).toBe(true);
+    expect(validInterfaceName(temporaryPeerName(attachment))).toBe(true);
+  });
+
+  test("names are deterministic, and differ per container and per interface", () => {
+    expect(hostInterfaceName({ ...attachment })).toBe(hostInterfaceName(attachment));
+    const names = new Set([
+      hostInterfaceName(attachment),
+      hostInterfaceName({ ...attachment, ifname: "net1" }),
+      hostInterfaceName({ ...attachment, containerId: "other" }),
+    ]);
+    expect(names.size).toBe(3);
+    expect(temporaryPeerName(attachment)).not.toBe(hostInterfaceName(attachment));
+  });
+});
+
+describe("endpoint change request", () => {
+  const interfaces = { host: { name: "lxc0123456789a", index: 42, mac: "aa:00:00:00:00:01" }, pod: { mac: "aa:00:00:00:00:02" } };
+
+  test("carries both interfaces, the IP, the netns and the Kubernetes pod", () => {
+    const args = new Map([
+      ["IgnoreUnknown", "1"],
+      ["K8S_POD_NAMESPACE", "shop"],
+      ["K8S_POD_NAME", "web-0"],
+    ]);
+    expect(endpointRequest(attachment, { netnsPath: "/var/run/netns/p", ip: "10.0.0.9", interfaces, cniArgs: args, labels: ["app=web"] })).toEqual({
+      "container-id": attachment.containerId,
+      "container-interface-name": "eth0",
+      "interface-name": "lxc0123456789a",
+      "interface-index": 42,
+      mac: "aa:00:00:00:00:02",
+      "host-mac": "aa:00:00:00:00:01",
+      addressing: { ipv4: "10.0.0.9" },
+      "netns-path": "/var/run/netns/p",
+      "k8s-namespace": "shop",
+      "k8s-pod-name": "web-0",
+      labels: ["k8s:io.kubernetes.pod.namespace=shop", "unspec:app=web"],
+    });
+  });
+
+  test("without Kubernetes args or labels those fields are absent", () => {
+    const request = endpointRequest(attachment, { netnsPath: "/p", ip: "10.0.0.9", interfaces, cniArgs: new Map(), labels: [] });
+    expect("k8s-namespace" in request).toBe(false);
+    expect("k8s-pod-name" in request).toBe(false);
+    expect("labels" in request).toBe(false);
+  });
+});
