@@ -84,6 +84,7 @@ export const IFLA_VXLAN_COLLECT_METADATA = 25;
 // linux/if.h: RFC 2863 operational states, indexed by IF_OPER_* value
 export const OPER_STATES = ["unknown", "notpresent", "down", "lowerlayerdown", "testing", "dormant", "up"] as const;
 export const IFF_UP = 0x1;
+export const IFF_NOARP = 0x80;
 
 // linux/if_addr.h
 export const IFA_ADDRESS = 1;

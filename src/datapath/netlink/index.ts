@@ -13,6 +13,7 @@ import {
   type Link,
   type LinkRef,
   listLinks,
+  setArp,
   setLinkUp,
   setMac,
   setMtu,
@@ -83,6 +84,9 @@ export class Netlink {
   }
   setLinkDown(ref: LinkRef): void {
     setLinkUp(this.socket, ref, false);
+  }
+  setArp(ref: LinkRef, on: boolean): void {
+    setArp(this.socket, ref, on);
   }
   setMtu(ref: LinkRef, mtu: number): void {
     setMtu(this.socket, ref, mtu);

@@ -4,6 +4,7 @@ import { ENODEV } from "../libc.ts";
 import type { Netns } from "../netns.ts";
 import {
   AF_UNSPEC,
+  IFF_NOARP,
   IFF_UP,
   IFINFOMSG_LEN,
   IFLA_ADDRESS,
@@ -258,6 +259,12 @@ export function deleteLink(socket: NetlinkSocket, ref: LinkRef): void {
 export function setLinkUp(socket: NetlinkSocket, ref: LinkRef, up: boolean): void {
   const request = linkRequest(RTM_NEWLINK, ref, 0, up ? IFF_UP : 0, IFF_UP);
   socket.execute(`set link ${describeLink(ref)} ${up ? "up" : "down"}`, request);
+}
+
+/** ARP on or off (IFF_NOARP), as `ip link set DEV arp on|off`. */
+export function setArp(socket: NetlinkSocket, ref: LinkRef, on: boolean): void {
+  const request = linkRequest(RTM_NEWLINK, ref, 0, on ? 0 : IFF_NOARP, IFF_NOARP);
+  socket.execute(`set link ${describeLink(ref)} arp ${on ? "on" : "off"}`, request);
 }
 
 export function setMtu(socket: NetlinkSocket, ref: LinkRef, mtu: number): void {

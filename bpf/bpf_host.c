@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * bpf_host.c - the node's side of the datapath.
+ *
+ *   cil_from_host    tc egress of cilium_host: the node's stack sends a
+ *                    packet to a pod (host -> pod, and world -> pod after
+ *                    reverse masquerade). Deliver to the endpoint's veth.
+ *   cil_to_netdev    tc egress of the native device: masquerade pod traffic
+ *                    leaving the cluster behind the node address.
+ *   cil_from_netdev  tc ingress of the native device: reverse-masquerade
+ *                    replies, then let the stack route them to cilium_host.
+ *
+ * Everything these programs do not own passes untouched (TC_ACT_OK).
+ */
+#define SRC_FILE SRC_FILE_HOST
+
+#include "common.h"
+#include "eth.h"
+#include "ipv4.h"
+#include "l4.h"
+#include "maps.h"
+#include "config.h"
+#include "endpoint.h"
+#include "metrics.h"
+#include "events.h"
+#include "drop.h"
+#include "trace.h"
+#include "conntrack.h"
+#include "policy.h"
+#include "nat.h"
+
+/* ------------------------------------------------------------------------
+ * cil_from_host
+ */
+
+/*
+ * Conntrack and ingress policy of the destination endpoint for a packet the
+ * node sends to it. Returns 0 or a drop reason; *ct and *mon describe the
+ * packet in the endpoint's ingress view.
+ */
+static __always_inline int host_to_lxc_policy(struct __sk_buff *skb,
+					      const struct ipv4_pkt *p,
+					      const struct endpoint_info *dst,
+					      __u32 src_identity, __u8 *ct,
+					      __u8 *mon)
+{
+	struct ct4_key tuple = {
+		.saddr = p->saddr, .daddr = p->daddr, .proto = p->proto,
+	};
+	struct icmp_inner inner;
+	struct l4_info l4;
+	int l4res;
+
+	*mon = 0;
+	l4res = l4_parse(skb, p, &l4);
+	if (l4res == L4_TRUNCATED)
+		return DROP_CT_INVALID_HDR;
+	tuple.sport = l4.sport;
+	tuple.dport = l4.dport;
+
+	if (l4res == L4_ICMP_ERROR)
+		*ct = icmp_inner_parse(skb, p, &inner) == 0 ?
+		      ct4_lookup_related(&inner, CT_INGRESS) : CT_NEW;
+	else if (l4_trackable(l4res))
+		*ct = ct4_lookup(&tuple, CT_INGRESS, l4.tcp_flags, skb->len,
+				 mon);
+	else
+		*ct = CT_NEW;
+
+	if (*ct == CT_REPLY || *ct == CT_RELATED)
+		return 0;
+	if (policy_can_ingress4(dst, &tuple, src_identity) < 0)
+		return DROP_POLICY;
+	if (*ct == CT_NEW && l4_trackable(l4res) &&
+	    ct4_create(&tuple, CT_INGRESS, l4.tcp_flags, skb->len,
+		       src_identity))
+		return DROP_CT_CREATE_FAILED;
+	return 0;
+}
+
+SEC("tc")
+int cil_from_host(struct __sk_buff *skb)
+{
+	struct event_info info = { .flags = DIR_INGRESS,
+				   .ifindex = skb->ifindex };
+	struct node_config *cfg = node_config_get();
+	struct endpoint_info *dst;
+	struct ipv4_pkt p;
+	__u8 ct = CT_NEW, mon = 0;
+	int ret;
+
+	if (!cfg || eth_load_proto(skb) != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	if (ipv4_parse(skb, &p) < 0)
+		return TC_ACT_OK;
+	if (!ipv4_in_net(p.daddr, cfg->pod_cidr4, cfg->pod_cidr4_mask))
+		return TC_ACT_OK;
+
+	info.src_identity = ipv4_remote_identity(cfg, p.saddr);
+	info.reason = TRACE_REASON_UNKNOWN;
+	send_trace(skb, cfg, TRACE_FROM_HOST, 0, &info);
+
+	dst = lookup_ip4_endpoint(p.daddr);
+	if (!dst)
+		return send_drop(skb, DROP_NO_LXC, &info);
+	info.dst_identity = dst->sec_identity;
+	info.dst_id = dst->lxc_id;
+
+	ret = host_to_lxc_policy(skb, &p, dst, info.src_identity, &ct, &mon);
+	if (ret)
+		return send_drop(skb, ret, &info);
+
+	if (eth_store_macs(skb, dst->mac, dst->node_mac) < 0)
+		return send_drop(skb, DROP_WRITE_ERROR, &info);
+
+	info.reason = ct_trace_reason(ct);
+	if (ct == CT_REPLY)
+		info.flags |= EVENT_F_REPLY;
+	info.ifindex = dst->ifindex;
+	metrics_forward(skb, DIR_INGRESS);
+	send_trace(skb, cfg, TRACE_TO_LXC, mon, &info);
+	return bpf_redirect(dst->ifindex, 0);
+}
+
+/* ------------------------------------------------------------------------
+ * cil_to_netdev / cil_from_netdev: masquerade
+ */
+
+/* Does this outbound packet leave the cluster from a local pod? */
+static __always_inline int snat_v4_needed(const struct node_config *cfg,
+					  const struct ipv4_pkt *p)
+{
+	if (!(cfg->flags & NODE_F_MASQUERADE) || !cfg->node_ip4)
+		return 0;
+	if (!ipv4_in_net(p->saddr, cfg->pod_cidr4, cfg->pod_cidr4_mask))
+		return 0;
+	if (ipv4_in_net(p->daddr, cfg->pod_cidr4, cfg->pod_cidr4_mask) ||
+	    ipv4_in_net(p->daddr, cfg->cluster_cidr4, cfg->cluster_cidr4_mask))
+		return 0;
+	return 1;
+}
+
+SEC("tc")
+int cil_to_netdev(struct __sk_buff *skb)
+{
+	struct event_info info = { .flags = DIR_EGRESS,
+				   .ifindex = skb->ifindex,
+				   .dst_identity = IDENTITY_WORLD,
+				   .reason = TRACE_REASON_UNKNOWN };
+	struct node_config *cfg = node_config_get();
+	struct endpoint_info *src;
+	struct ipv4_pkt p;
+	struct l4_info l4;
+	int l4res, ret;
+	__u8 mon = 0;
+
+	if (!cfg || eth_load_proto(skb) != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	if (ipv4_parse(skb, &p) < 0 || !snat_v4_needed(cfg, &p))
+		return TC_ACT_OK;
+
+	/* Identities for events: the pod is local, or at least ours. */
+	src = lookup_ip4_endpoint(p.saddr);
+	if (src) {
+		info.source = src->lxc_id;
+		info.src_identity = src->sec_identity;
+	}
+	info.orig_ip4 = p.saddr;
+
+	l4res = l4_parse(skb, &p, &l4);
+	if (l4res == L4_TRUNCATED)
+		return send_drop(skb, DROP_CT_INVALID_HDR, &info);
+
+	ret = snat_v4_egress(skb, cfg, &p, &l4, l4res, &mon);
+	if (ret == NAT_PUNT)
+		return TC_ACT_OK;
+	if (ret != NAT_DONE)
+		return send_drop(skb, ret, &info);
+
+	metrics_forward(skb, DIR_EGRESS);
+	send_trace(skb, cfg, TRACE_TO_NETWORK, mon, &info);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int cil_from_netdev(struct __sk_buff *skb)
+{
+	struct event_info info = { .flags = DIR_INGRESS,
+				   .ifindex = skb->ifindex,
+				   .src_identity = IDENTITY_WORLD,
+				   .reason = TRACE_REASON_UNKNOWN };
+	struct node_config *cfg = node_config_get();
+	struct ipv4_pkt p;
+	struct l4_info l4;
+	int l4res, ret;
+
+	if (!cfg || !(cfg->flags & NODE_F_MASQUERADE) || !cfg->node_ip4)
+		return TC_ACT_OK;
+	if (eth_load_proto(skb) != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	if (ipv4_parse(skb, &p) < 0 || p.daddr != cfg->node_ip4)
+		return TC_ACT_OK;
+
+	l4res = l4_parse(skb, &p, &l4);
+	if (l4res == L4_TRUNCATED)
+		return TC_ACT_OK;
+
+	ret = snat_v4_ingress(skb, &p, &l4, l4res);
+	if (ret == NAT_PUNT)
+		return TC_ACT_OK;
+	info.orig_ip4 = p.daddr;
+	if (ret != NAT_DONE)
+		return send_drop(skb, ret, &info);
+
+	metrics_forward(skb, DIR_INGRESS);
+	send_trace(skb, cfg, TRACE_FROM_NETWORK, 0, &info);
+	return TC_ACT_OK;
+}
+
+char _license[] SEC("license") = "Dual BSD/GPL";

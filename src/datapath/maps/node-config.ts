@@ -1,0 +1,33 @@
+/** cilium_node_config: the one entry describing this node (bpf/lib/maps.h: node_config). */
+import { array, ipv4, mac, pad, struct, u16, u32, u8, type Infer } from "../bpf/index.ts";
+
+export const NODE_CONFIG_MAP = "cilium_node_config";
+
+/** NODE_F_* flags. */
+export const NodeFlags = {
+  Masquerade: 1 << 0,
+} as const;
+
+/** MONITOR_AGG_* levels (upstream's --monitor-aggregation). */
+export const MonitorAggregation = { none: 0, low: 1, medium: 2, maximum: 3 } as const;
+export type MonitorAggregationLevel = keyof typeof MonitorAggregation;
+
+export const NodeConfig = struct({
+  nodeIp4: ipv4,
+  podCidr4: ipv4,
+  podCidr4Mask: ipv4,
+  clusterCidr4: ipv4,
+  clusterCidr4Mask: ipv4,
+  hostIp4: ipv4,
+  hostIfindex: u32,
+  nativeIfindex: u32,
+  hostMac: mac,
+  monitorAggregation: u8,
+  pad0: pad(1),
+  flags: u32,
+  snatPortMin: u16,
+  snatPortMax: u16,
+  reserved: array(u32, 4),
+});
+
+export type NodeConfigValue = Infer<typeof NodeConfig>;
