@@ -7,7 +7,7 @@
  * and a restarted agent re-opens the same maps and swaps fresh programs into the same links, so
  * established connections never see a gap.
  */
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import {
   attachTc,
@@ -27,6 +27,7 @@ import { MonitorAggregation, NODE_CONFIG_MAP, NodeConfig, NodeFlags, type Monito
 import { Netlink, type Link } from "./netlink/index.ts";
 import type { Netns } from "./netns.ts";
 import { readObject } from "./objects.ts";
+import { mapPinRoot } from "./pinned.ts";
 import { writeSysctl } from "./sysctl.ts";
 import { formatIpv4, parseCidr, type Ipv4Cidr } from "../net/ipv4.ts";
 
@@ -110,7 +111,7 @@ export class NodeDatapath {
     const gateway = formatIpv4(podCidr.network + 1);
 
     ensureBpffs(config.bpfRoot);
-    const pinRoot = join(config.bpfRoot, "tc", "globals");
+    const pinRoot = mapPinRoot(config.bpfRoot);
     mkdirSync(pinRoot, { recursive: true, mode: 0o700 });
     mkdirSync(linksDir(config.bpfRoot), { recursive: true, mode: 0o700 });
 
@@ -206,6 +207,37 @@ export class NodeDatapath {
     // Only the entry that still belongs to this interface: the IP may already serve another pod.
     if (entry && entry.ifindex === endpoint.ifindex) this.endpoints.delete({ ip4: endpoint.ipv4 });
     this.detach(endpoint.ifname, "ingress");
+  }
+
+  /** Whether the endpoint's host veth still exists under that index and name. */
+  hasInterface(ifindex: number, ifname: string): boolean {
+    return inNetns(this.config.netns, () => this.netlink.link(ifindex)?.name === ifname);
+  }
+
+  /**
+   * Removes map entries and endpoint program pins that belong to no live endpoint (say, the
+   * state dir was wiped while pods ran). Answers a description of each thing removed.
+   */
+  removeStale(live: readonly Pick<EndpointAttachment, "ipv4" | "ifname">[]): string[] {
+    return inNetns(this.config.netns, () => {
+      const liveIps = new Set(live.map((e) => e.ipv4));
+      const liveInterfaces = new Set([HOST_DEVICE, ...(this.native ? [this.native.link.name] : []), ...live.map((e) => e.ifname)]);
+      const removed: string[] = [];
+      for (const { ip, info } of this.listEndpoints()) {
+        if (liveIps.has(ip)) continue;
+        this.endpoints.delete({ ip4: ip });
+        removed.push(`endpoint map entry ${ip} (endpoint ${info.lxcId}, ifindex ${info.ifindex})`);
+      }
+      for (const pin of readdirSync(linksDir(this.config.bpfRoot))) {
+        const dash = pin.lastIndexOf("-");
+        const ifname = pin.slice(0, dash);
+        const direction = pin.slice(dash + 1) as TcDirection;
+        if (liveInterfaces.has(ifname)) continue;
+        this.detach(ifname, direction);
+        removed.push(`program link ${pin}`);
+      }
+      return removed;
+    });
   }
 
   /** The endpoints map as the kernel holds it. */

@@ -31,3 +31,5 @@ if (protocol === "tcp") {
   process.exit(2);
 }
 console.log("ready");
+
+export {};

@@ -44,3 +44,5 @@ if (protocol === "tcp") {
   send();
   setInterval(send, 200);
 }
+
+export {};

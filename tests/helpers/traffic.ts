@@ -40,3 +40,26 @@ export function probe(netns: string, protocol: Protocol, ip: string, port: numbe
   );
   return result.exitCode === 0 ? result.stdout.toString().trim() : null;
 }
+
+export interface StreamResult {
+  sent: number;
+  received: number;
+  closed: boolean;
+}
+
+/** One long-lived TCP connection from `netns`, sending every intervalMs until stopped. */
+export function startStream(netns: string, ip: string, port: number, intervalMs = 20): { stop(): Promise<StreamResult> } {
+  const child = Bun.spawn(
+    ["ip", "netns", "exec", netns, process.execPath, join(helpers, "stream-client.ts"), ip, String(port), String(intervalMs)],
+    { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
+  );
+  return {
+    async stop() {
+      child.kill("SIGTERM");
+      await child.exited;
+      const out = (await new Response(child.stdout).text()).trim();
+      if (!out) throw new Error(`stream client printed nothing: ${await new Response(child.stderr).text()}`);
+      return JSON.parse(out.split("\n").pop()!) as StreamResult;
+    },
+  };
+}
