@@ -100,7 +100,7 @@ export class FakeAgent {
 
   private allocate(owner: string): Response {
     const ip = this.pool.find((candidate) => !this.allocations.has(candidate));
-    if (!ip) return error(502, `IPAM pool ${this.cidr} exhausted: no free address for ${owner}`);
+    if (!ip) return error(507, `IPAM pool ${this.cidr} exhausted: no free address for ${owner}`);
     this.allocations.set(ip, owner);
     const answer: IpamResponse = {
       address: { ipv4: ip },

@@ -2,7 +2,7 @@
  * Client for the agent's REST API over its unix socket, used by the CNI plugin and the debug
  * CLI. Kept dependency-free: it sits on the CNI plugin's start-up path.
  */
-import type { ApiError, Endpoint, EndpointChangeRequest, IpamResponse } from "./types.ts";
+import type { AgentConfiguration, ApiError, Endpoint, EndpointChangeRequest, IpamResponse, StatusResponse } from "./types.ts";
 
 export const DEFAULT_SOCKET_PATH = "/var/run/cilium/cilium.sock";
 
@@ -22,11 +22,14 @@ export class AgentApiError extends Error {
 /** The agent could not be reached at all (no socket, refused, timed out). */
 export class AgentUnreachableError extends Error {
   readonly socketPath: string;
+  /** The system's error code (ENOENT, ECONNREFUSED, EACCES, ...) or message. */
+  readonly reason: string;
 
   constructor(socketPath: string, cause: string) {
     super(`cannot reach the cilium agent at ${socketPath}: ${cause}`);
     this.name = "AgentUnreachableError";
     this.socketPath = socketPath;
+    this.reason = cause;
   }
 }
 
@@ -75,17 +78,22 @@ export class AgentClient {
     return parsed as T;
   }
 
+  /** Throws AgentApiError 503 (its body a StatusResponse too) when the agent is in Failure. */
   healthz() {
-    return this.request<Record<string, unknown>>("GET", "/healthz");
+    return this.request<StatusResponse>("GET", "/healthz");
   }
   config() {
-    return this.request<Record<string, unknown>>("GET", "/config");
+    return this.request<AgentConfiguration>("GET", "/config");
   }
   allocateIp(owner: string) {
     return this.request<IpamResponse>("POST", `/ipam?family=ipv4&owner=${encodeURIComponent(owner)}`);
   }
   releaseIp(ip: string) {
     return this.request<void>("DELETE", `/ipam/${encodeURIComponent(ip)}`);
+  }
+  /** Releases whatever address the owner holds; 404 when it holds none. */
+  releaseIpOf(owner: string) {
+    return this.request<void>("DELETE", `/ipam?owner=${encodeURIComponent(owner)}`);
   }
   endpoints() {
     return this.request<Endpoint[]>("GET", "/endpoint");

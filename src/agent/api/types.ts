@@ -60,3 +60,40 @@ export interface ApiError {
   code: number;
   message: string;
 }
+
+/** Ok: all is well. Degraded: serving, with problems listed. Failure: the datapath is unusable. */
+export type AgentHealthState = "Ok" | "Degraded" | "Failure";
+
+/** A subsystem's state ("Ok", "Disabled", ...) and a message, as upstream reports them. */
+export interface SubsystemStatus {
+  state: string;
+  msg: string;
+}
+
+/**
+ * GET /v1/healthz: upstream's StatusResponse for what this agent has. HTTP 200 while Ok or
+ * Degraded; 503 when Failure, with this body plus `code` and `message`.
+ */
+export interface StatusResponse {
+  /** The agent itself; msg is its version. */
+  cilium: { state: AgentHealthState; msg: string };
+  kvstore: SubsystemStatus;
+  kubernetes: SubsystemStatus;
+  "node-name": string;
+  kernel: string;
+  /** details: what the datapath reports of itself ("attach-mode", "programs", ...). */
+  datapath: { state: "Ok" | "Failure"; msg: string; details: Record<string, unknown> };
+  ipam: {
+    /** "IPv4: 3/254 allocated from 10.200.0.0/24" */
+    status: string;
+    ipv4: { cidr: string; gateway: string; used: number; free: number; capacity: number };
+    /** Address -> owner, the router's included. */
+    allocations: Record<string, string>;
+  };
+  endpoints: { total: number; "by-state": Partial<Record<EndpointState, number[]>> };
+  /** Why the agent is not Ok, one line each. */
+  problems: string[];
+}
+
+/** GET /v1/config: the effective configuration, by upstream option name. */
+export type AgentConfiguration = Record<string, string | number | boolean | string[]>;

@@ -1,0 +1,76 @@
+/**
+ * The agent daemon: configuration -> datapath start -> IPAM restore -> endpoint restore -> API.
+ * The API comes last so that no request sees a half-restored agent. Stopping closes the API and
+ * releases the datapath's handles, never its state: pods keep working while the agent is down.
+ */
+import { logger as defaultLogger, type Logger } from "../logging/index.ts";
+import { ApiLatencyHistogram } from "./api/metrics.ts";
+import { Router } from "./api/router.ts";
+import { addDaemonRoutes } from "./api/routes/daemon.ts";
+import { addEndpointRoutes } from "./api/routes/endpoint.ts";
+import { addIpamRoutes } from "./api/routes/ipam.ts";
+import { startApiServer } from "./api/server.ts";
+import type { AgentConfig } from "./config.ts";
+import type { EndpointDatapath } from "./endpoint/datapath.ts";
+import { EndpointManager } from "./endpoint/manager.ts";
+import { EndpointStore } from "./endpoint/store.ts";
+import { HealthProblems } from "./health.ts";
+import { parseCidr } from "../net/ipv4.ts";
+import { Ipam } from "./ipam/index.ts";
+import { collectStatus } from "./status.ts";
+
+export interface DaemonOptions {
+  config: AgentConfig;
+  datapath: EndpointDatapath;
+  /** Logger per subsystem; defaults to the process logger. */
+  logger?: (subsys: string) => Logger;
+}
+
+export interface Daemon {
+  readonly config: AgentConfig;
+  readonly ipam: Ipam;
+  readonly endpoints: EndpointManager;
+  readonly health: HealthProblems;
+  /** API request latency, for the metrics exporter. */
+  readonly apiLatency: ApiLatencyHistogram;
+  /** Stops the API, removes the socket, releases the datapath. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export async function startDaemon({ config, datapath, logger = defaultLogger }: DaemonOptions): Promise<Daemon> {
+  const log = logger("daemon");
+  log.info(`starting the agent for node ${config.nodeName}, pod CIDR ${config.ipv4Range}`);
+  const ipam = Ipam.open(parseCidr(config.ipv4Range), config.stateDir);
+  const health = new HealthProblems();
+  try {
+    await datapath.start(config);
+    const endpoints = new EndpointManager({ ipam, datapath, store: new EndpointStore(config.stateDir), health, log: logger("endpoint-manager") });
+    await endpoints.restore();
+
+    const router = new Router();
+    addDaemonRoutes(router, { config, status: () => collectStatus({ config, ipam, endpoints, datapath, health }) });
+    addEndpointRoutes(router, endpoints);
+    addIpamRoutes(router, { config, ipam, endpoints });
+    const apiLatency = new ApiLatencyHistogram();
+    const api = await startApiServer({ socketPath: config.socketPath, socketGid: config.socketGid, router, metrics: apiLatency, log: logger("api") });
+
+    let stopping: Promise<void> | undefined;
+    return {
+      config,
+      ipam,
+      endpoints,
+      health,
+      apiLatency,
+      stop: () =>
+        (stopping ??= (async () => {
+          await api.stop();
+          await datapath.stop();
+          log.info("agent stopped");
+        })()),
+    };
+  } catch (error) {
+    // Release what start() took; the datapath's kernel state stays, as on any stop.
+    await datapath.stop().catch((stopError) => log.warn("the datapath did not stop cleanly", stopError));
+    throw error;
+  }
+}

@@ -1,0 +1,277 @@
+/**
+ * The endpoint manager: the agent's endpoints, their ids, states and persistence, and the
+ * datapath calls that make them real. An endpoint goes regenerating -> ready once the datapath
+ * applied it, and disconnecting while it is being removed; it is persisted in every state, so a
+ * restarted agent re-applies it or finishes removing it.
+ */
+import type { Endpoint, EndpointChangeRequest, EndpointState } from "../api/types.ts";
+import { AgentError, errorMessage } from "../errors.ts";
+import type { HealthProblems } from "../health.ts";
+import type { Ipam } from "../ipam/index.ts";
+import type { Logger } from "../../logging/index.ts";
+import { EndpointGoneError, type EndpointDatapath } from "./datapath.ts";
+import { EndpointIds } from "./ids.ts";
+import { endpointLabels } from "./labels.ts";
+import { attachmentOwner, formatEndpointReference, parseEndpointReference, type EndpointReference } from "./reference.ts";
+import { Serial } from "./serial.ts";
+import type { EndpointStore } from "./store.ts";
+
+export interface EndpointManagerDeps {
+  ipam: Ipam;
+  datapath: EndpointDatapath;
+  store: EndpointStore;
+  health: HealthProblems;
+  log: Logger;
+}
+
+/** What a deletion did: the endpoint removed (if there was one) and the addresses released. */
+export interface Deletion {
+  endpoint?: Endpoint;
+  released: string[];
+}
+
+export class EndpointManager {
+  private readonly endpoints = new Map<number, Endpoint>();
+  private readonly ids = new EndpointIds();
+  private readonly serial = new Serial();
+  private readonly deps: EndpointManagerDeps;
+
+  constructor(deps: EndpointManagerDeps) {
+    this.deps = deps;
+  }
+
+  /** Every endpoint, by id. */
+  list(): Endpoint[] {
+    return [...this.endpoints.values()].sort((a, b) => a.id - b.id).map(copy);
+  }
+
+  /** The endpoint a path names (numeric id or prefix form); throws not-found. */
+  get(reference: string): Endpoint {
+    const endpoint = this.find(parseEndpointReference(reference));
+    if (!endpoint) throw new AgentError("not-found", `endpoint ${reference} not found`);
+    return copy(endpoint);
+  }
+
+  /** The endpoint using an address, if any. */
+  usingAddress(address: string): Endpoint | undefined {
+    const endpoint = this.find({ kind: "ipv4", address });
+    return endpoint && copy(endpoint);
+  }
+
+  /** Ids by state, for status. */
+  idsByState(): Partial<Record<EndpointState, number[]>> {
+    const byState: Partial<Record<EndpointState, number[]>> = {};
+    for (const endpoint of this.list()) (byState[endpoint.state] ??= []).push(endpoint.id);
+    return byState;
+  }
+
+  /**
+   * Creates an endpoint for PUT /v1/endpoint/{reference}: a numeric id the client chose (0: the
+   * agent chooses) or cni-attachment-id:<container id>:<ifname>. The address must be allocated
+   * to this very attachment. If the datapath cannot apply it, nothing of it remains.
+   */
+  create(reference: string, request: EndpointChangeRequest): Promise<Endpoint> {
+    return this.serial.run(async () => {
+      const wanted = this.requestedId(parseEndpointReference(reference), request);
+      const owner = attachmentOwner(request["container-id"], request["container-interface-name"]);
+      const attachment = `cni-attachment-id:${owner}`;
+      const existing = this.find({ kind: "cni-attachment-id", containerId: request["container-id"], ifname: request["container-interface-name"] });
+      if (existing) throw new AgentError("conflict", `endpoint ${existing.id} already exists for ${attachment}`);
+      if (wanted !== undefined && this.endpoints.has(wanted)) throw new AgentError("conflict", `endpoint ID ${wanted} is already in use`);
+      this.checkAddressOwner(request.addressing.ipv4, owner);
+      const labels = endpointLabels(request.labels ?? [], request["k8s-namespace"]);
+
+      const id = wanted ?? this.ids.next();
+      this.ids.take(id);
+      const endpoint: Endpoint = { ...structuredClone(request), id, state: "regenerating", labels, "created-at": new Date().toISOString() };
+      try {
+        this.deps.store.save(endpoint);
+      } catch (error) {
+        this.ids.release(id);
+        throw error;
+      }
+      this.endpoints.set(id, endpoint);
+      try {
+        await this.deps.datapath.applyEndpoint(copy(endpoint));
+        endpoint.state = "ready";
+        this.deps.store.save(endpoint);
+      } catch (error) {
+        await this.rollBackCreation(endpoint);
+        throw new AgentError("datapath", `endpoint ${id} (${attachment}): the datapath could not apply it: ${errorMessage(error)}`, { cause: error });
+      }
+      this.deps.log.info(`endpoint ${id} created for ${attachment}`, { endpointID: id, ipv4: endpoint.addressing.ipv4 });
+      return copy(endpoint);
+    });
+  }
+
+  /**
+   * Deletes an endpoint: its datapath state, every address of its attachment, its state file.
+   * By cni-attachment-id the attachment's addresses are released even when there is no
+   * endpoint: that is how the CNI plugin's DEL cleans up after an agent crash in the middle of
+   * ADD. Throws not-found only when there was nothing at all to remove.
+   */
+  delete(reference: string): Promise<Deletion> {
+    return this.serial.run(async () => {
+      const parsed = parseEndpointReference(reference);
+      const endpoint = this.find(parsed);
+      if (endpoint) return { endpoint: copy(endpoint), released: await this.remove(endpoint) };
+      if (parsed.kind === "cni-attachment-id") {
+        const address = this.deps.ipam.releaseOwner(attachmentOwner(parsed.containerId, parsed.ifname));
+        if (address !== undefined) {
+          this.deps.log.info(`released ${address} of ${reference}, which had no endpoint`);
+          return { released: [address] };
+        }
+      }
+      throw new AgentError("not-found", `endpoint ${reference} not found`);
+    });
+  }
+
+  /**
+   * Re-adopts the persisted endpoints after a restart: re-applies each one, drops those whose
+   * pod is gone (releasing their addresses), finishes deletions a crash interrupted, then lets
+   * the datapath drop whatever it still has for endpoints nobody knows.
+   */
+  restore(): Promise<void> {
+    return this.serial.run(async () => {
+      const { health, log, store } = this.deps;
+      const { endpoints, unreadable } = store.load();
+      for (const { path, problem } of unreadable) {
+        health.set(path, `cannot restore this endpoint: ${problem}`);
+        log.warn(`cannot restore the endpoint in ${path}: ${problem}`);
+      }
+      for (const endpoint of endpoints) {
+        this.ids.take(endpoint.id);
+        this.endpoints.set(endpoint.id, endpoint);
+        await this.restoreOne(endpoint);
+      }
+      const live = this.list();
+      for (const removed of await this.deps.datapath.removeStaleEndpoints(live)) log.info(`removed stale datapath state: ${removed}`);
+      log.info(`restored ${live.length} endpoints`);
+    });
+  }
+
+  private async restoreOne(endpoint: Endpoint): Promise<void> {
+    const { health, ipam, log } = this.deps;
+    const subject = subjectOf(endpoint);
+    if (endpoint.state === "disconnecting") {
+      await this.remove(endpoint).then(
+        () => log.info(`${subject}: finished its interrupted deletion`),
+        (error) => health.set(subject, `cannot finish its deletion: ${errorMessage(error)}`),
+      );
+      return;
+    }
+    try {
+      // The address must still be this attachment's: the IPAM file is written before the endpoint's.
+      ipam.claim(endpoint.addressing.ipv4, ownerOf(endpoint));
+    } catch (error) {
+      log.warn(`${subject}: dropped: its address cannot be restored: ${errorMessage(error)}`);
+      await this.discard(endpoint);
+      return;
+    }
+    endpoint.state = "regenerating";
+    try {
+      await this.deps.datapath.applyEndpoint(copy(endpoint));
+      endpoint.state = "ready";
+      this.deps.store.save(endpoint);
+    } catch (error) {
+      if (error instanceof EndpointGoneError) {
+        log.info(`${subject}: dropped: ${error.message}`);
+        await this.remove(endpoint).catch((removal) => health.set(subject, `its pod is gone but it cannot be removed: ${errorMessage(removal)}`));
+        return;
+      }
+      endpoint.state = "not-ready";
+      health.set(subject, `the datapath could not re-apply it: ${errorMessage(error)}`);
+      log.warn(`${subject}: the datapath could not re-apply it: ${errorMessage(error)}`);
+    }
+  }
+
+  /** The id a PUT asks for, undefined to let the agent choose; checks the path against the body. */
+  private requestedId(reference: EndpointReference, request: EndpointChangeRequest): number | undefined {
+    if (reference.kind === "id") return reference.id === 0 ? undefined : reference.id;
+    if (reference.kind !== "cni-attachment-id") {
+      throw new AgentError("invalid", `cannot create endpoint ${formatEndpointReference(reference)}: use a numeric ID or cni-attachment-id:<container id>:<ifname>`);
+    }
+    if (reference.containerId !== request["container-id"] || reference.ifname !== request["container-interface-name"]) {
+      throw new AgentError(
+        "invalid",
+        `${formatEndpointReference(reference)} does not match the body's container-id ${JSON.stringify(request["container-id"])} and container-interface-name ${JSON.stringify(request["container-interface-name"])}`,
+      );
+    }
+    return undefined;
+  }
+
+  /** A pod must not claim another pod's address: it must be allocated to this attachment. */
+  private checkAddressOwner(address: string, owner: string): void {
+    const holder = this.deps.ipam.ownerOf(address);
+    if (holder === owner) return;
+    const why = holder === undefined ? "is not allocated" : `is allocated to ${JSON.stringify(holder)}`;
+    throw new AgentError("invalid", `addressing.ipv4: ${address} ${why}, not to this attachment ${JSON.stringify(owner)} (allocate it with POST /v1/ipam?owner=${owner})`);
+  }
+
+  private async rollBackCreation(endpoint: Endpoint): Promise<void> {
+    await this.deps.datapath
+      .removeEndpoint(copy(endpoint))
+      .catch((error) => this.deps.log.warn(`${subjectOf(endpoint)}: rolling back, the datapath could not remove it: ${errorMessage(error)}`));
+    this.forget(endpoint);
+  }
+
+  /** Removes an endpoint for good; it stays "disconnecting" (persisted) until every step is done. */
+  private async remove(endpoint: Endpoint): Promise<string[]> {
+    endpoint.state = "disconnecting";
+    this.deps.store.save(endpoint);
+    try {
+      await this.deps.datapath.removeEndpoint(copy(endpoint));
+    } catch (error) {
+      throw new AgentError("datapath", `${subjectOf(endpoint)}: the datapath could not remove it: ${errorMessage(error)}`, { cause: error });
+    }
+    const address = this.deps.ipam.releaseOwner(ownerOf(endpoint));
+    this.forget(endpoint);
+    this.deps.log.info(`${subjectOf(endpoint)} deleted`, { endpointID: endpoint.id });
+    return address === undefined ? [] : [address];
+  }
+
+  /** Drops an endpoint whose address is someone else's: its datapath state and file, not the address. */
+  private async discard(endpoint: Endpoint): Promise<void> {
+    await this.deps.datapath.removeEndpoint(copy(endpoint)).catch(() => undefined);
+    this.forget(endpoint);
+  }
+
+  private forget(endpoint: Endpoint): void {
+    this.deps.store.remove(endpoint.id);
+    this.endpoints.delete(endpoint.id);
+    this.ids.release(endpoint.id);
+    this.deps.health.clear(subjectOf(endpoint));
+  }
+
+  private find(reference: EndpointReference): Endpoint | undefined {
+    if (reference.kind === "id") return this.endpoints.get(reference.id);
+    for (const endpoint of this.endpoints.values()) if (matches(endpoint, reference)) return endpoint;
+    return undefined;
+  }
+}
+
+function matches(endpoint: Endpoint, reference: Exclude<EndpointReference, { kind: "id" }>): boolean {
+  switch (reference.kind) {
+    case "container-id":
+      return endpoint["container-id"] === reference.containerId;
+    case "cni-attachment-id":
+      return endpoint["container-id"] === reference.containerId && endpoint["container-interface-name"] === reference.ifname;
+    case "pod-name":
+      return endpoint["k8s-namespace"] === reference.namespace && endpoint["k8s-pod-name"] === reference.pod;
+    case "ipv4":
+      return endpoint.addressing.ipv4 === reference.address;
+  }
+}
+
+function ownerOf(endpoint: Endpoint): string {
+  return attachmentOwner(endpoint["container-id"], endpoint["container-interface-name"]);
+}
+
+function subjectOf(endpoint: Endpoint): string {
+  return `endpoint ${endpoint.id}`;
+}
+
+/** Callers (the API, the datapath) get copies: the manager's records change only through it. */
+function copy(endpoint: Endpoint): Endpoint {
+  return structuredClone(endpoint);
+}

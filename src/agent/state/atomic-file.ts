@@ -1,0 +1,71 @@
+/**
+ * Files that are either wholly the old content or wholly the new, whenever the agent dies (even
+ * kill -9, even power loss): write a temporary file beside the target, fsync it, rename it over
+ * the target, fsync the directory so the rename itself is durable.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+
+const TEMP_MARKER = ".tmp-";
+let sequence = 0;
+
+export function writeFileAtomic(path: string, content: string, mode = 0o600): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const temp = join(dir, `.${basename(path)}${TEMP_MARKER}${process.pid}-${++sequence}`);
+  try {
+    const fd = openSync(temp, "wx", mode);
+    try {
+      const bytes = Buffer.from(content);
+      let written = 0;
+      while (written < bytes.length) written += writeSync(fd, bytes, written);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, path);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
+  }
+  syncDirectory(dir);
+}
+
+export function removeFileDurably(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw error;
+  }
+  syncDirectory(dirname(path));
+}
+
+/** Whether a directory entry is a temporary file of writeFileAtomic. */
+function isTemporaryFile(name: string): boolean {
+  return name.startsWith(".") && name.includes(TEMP_MARKER);
+}
+
+/**
+ * Removes temporary files left by a writer that died before its rename. Their content was never
+ * committed (nothing was handed out on its strength), so they are garbage.
+ */
+export function removeTemporaryFiles(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw error;
+  }
+  for (const name of names.filter(isTemporaryFile)) rmSync(join(dir, name), { force: true });
+}
+
+function syncDirectory(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,152 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadAgentConfig, readConfigDir } from "../../src/agent/config-sources.ts";
+import { ConfigError, configByOption, resolveAgentConfig, unknownConfigDirOptions, type ConfigSources, type HostFacts } from "../../src/agent/config.ts";
+
+const host: HostFacts = {
+  hostname: "node-a",
+  groupId: (name) => ({ root: 0, cilium: 998, wheel: 10 })[name],
+  groupName: (gid) => ({ 0: "root", 998: "cilium", 10: "wheel" })[gid],
+  primaryGid: 0,
+};
+const noCiliumGroup: HostFacts = { ...host, groupId: (name) => (name === "root" ? 0 : undefined) };
+
+function resolve(sources: Partial<ConfigSources>, facts = host) {
+  return resolveAgentConfig({ flags: { "ipv4-range": "10.200.0.0/24", ...sources.flags }, env: sources.env ?? {}, configDir: sources.configDir }, facts);
+}
+
+function problemsOf(sources: Partial<ConfigSources>): string[] {
+  try {
+    resolveAgentConfig({ flags: sources.flags ?? {}, env: sources.env ?? {}, configDir: sources.configDir }, host);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error("no problem found");
+}
+
+describe("defaults", () => {
+  test("upstream's paths, the hostname, MTU 1500, masquerading on, devices from the datapath", () => {
+    expect(resolve({})).toEqual({
+      nodeName: "node-a",
+      stateDir: "/var/run/cilium",
+      bpfRoot: "/sys/fs/bpf",
+      socketPath: "/var/run/cilium/cilium.sock",
+      socketGroup: "cilium",
+      socketGid: 998,
+      ipv4Range: "10.200.0.0/24",
+      mtu: 1500,
+      enableIpv4Masquerade: true,
+      devices: [],
+    });
+  });
+
+  test('the socket group is "cilium" when it exists, else the agent\'s own group', () => {
+    expect(resolve({}, noCiliumGroup)).toMatchObject({ socketGroup: "root", socketGid: 0 });
+  });
+});
+
+describe("precedence: flags, then config dir, then environment", () => {
+  const configDir = { path: "/etc/cilium", values: { mtu: "1450\n", "node-name": "from-dir" } };
+
+  test("a flag wins over the config dir and the environment", () => {
+    const config = resolve({ flags: { mtu: "9000" }, configDir, env: { CILIUM_MTU: "1400" } });
+    expect(config.mtu).toBe(9000);
+  });
+
+  test("the config dir wins over the environment", () => {
+    const config = resolve({ configDir, env: { CILIUM_MTU: "1400", CILIUM_NODE_NAME: "from-env" } });
+    expect(config.mtu).toBe(1450);
+    expect(config.nodeName).toBe("from-dir");
+    expect(config.configDir).toBe("/etc/cilium");
+  });
+
+  test("the environment wins over defaults: CILIUM_NODE_NAME before K8S_NODE_NAME", () => {
+    expect(resolve({ env: { K8S_NODE_NAME: "k8s-node" } }).nodeName).toBe("k8s-node");
+    expect(resolve({ env: { K8S_NODE_NAME: "k8s-node", CILIUM_NODE_NAME: "cilium-node" } }).nodeName).toBe("cilium-node");
+    expect(resolve({ env: { CILIUM_ENABLE_IPV4_MASQUERADE: "false", CILIUM_DEVICES: "eth0, eth1" } })).toMatchObject({
+      enableIpv4Masquerade: false,
+      devices: ["eth0", "eth1"],
+    });
+  });
+
+  test("booleans take flag values and Go's ParseBool strings", () => {
+    expect(resolve({ flags: { "enable-ipv4-masquerade": false } }).enableIpv4Masquerade).toBe(false);
+    expect(resolve({ configDir: { path: "/d", values: { "enable-ipv4-masquerade": "False" } } }).enableIpv4Masquerade).toBe(false);
+    expect(resolve({ configDir: { path: "/d", values: { "enable-ipv4-masquerade": "1" } } }).enableIpv4Masquerade).toBe(true);
+  });
+
+  test("the effective configuration is reported by option name", () => {
+    expect(configByOption(resolve({ configDir }))).toMatchObject({ "node-name": "from-dir", mtu: 1450, "ipv4-range": "10.200.0.0/24", "config-dir": "/etc/cilium" });
+  });
+});
+
+describe("validation names the option, the value and the problem", () => {
+  test("ipv4-range", () => {
+    expect(problemsOf({})).toEqual(["--ipv4-range is required: this node's pod CIDR, e.g. --ipv4-range 10.200.0.0/24"]);
+    expect(problemsOf({ flags: { "ipv4-range": "10.0.0.0/33" } })).toEqual(['--ipv4-range "10.0.0.0/33": prefix length must be 0-32']);
+    expect(problemsOf({ flags: { "ipv4-range": "10.0.0.5/24" } })).toEqual(['--ipv4-range "10.0.0.5/24": has host bits set: the network is 10.0.0.0/24']);
+    expect(problemsOf({ flags: { "ipv4-range": "10.0.0.0" } })).toEqual(['--ipv4-range "10.0.0.0": is not a CIDR: expected address/prefix-length']);
+    expect(problemsOf({ flags: { "ipv4-range": "10.0.300.0/24" } })).toEqual(['--ipv4-range "10.0.300.0/24": "10.0.300.0" is not an IPv4 address']);
+    expect(problemsOf({ flags: { "ipv4-range": "10.0.0.0/31" } })[0]).toStartWith('--ipv4-range "10.0.0.0/31": prefix length must be at most 30');
+  });
+
+  test("every problem at once, with where a value came from", () => {
+    const problems = problemsOf({
+      flags: { "ipv4-range": "10.0.0.0/24", "state-dir": "relative/dir" },
+      configDir: { path: "/etc/cilium", values: { mtu: "huge", "socket-group": "nosuchgroup" } },
+      env: { CILIUM_DEVICES: "eth0,bad/name" },
+    });
+    expect(problems).toEqual([
+      '--state-dir "relative/dir": must be an absolute path',
+      '--socket-group "nosuchgroup" (from /etc/cilium/socket-group): no such group',
+      '--mtu "huge" (from /etc/cilium/mtu): must be an integer from 68 to 65535',
+      '--devices "eth0,bad/name" (from CILIUM_DEVICES): "bad/name" is not a valid interface name',
+    ]);
+  });
+
+  test("booleans and node names", () => {
+    expect(problemsOf({ flags: { "ipv4-range": "10.0.0.0/24" }, env: { CILIUM_ENABLE_IPV4_MASQUERADE: "yes" } })).toEqual([
+      '--enable-ipv4-masquerade "yes" (from CILIUM_ENABLE_IPV4_MASQUERADE): must be "true" or "false"',
+    ]);
+    expect(problemsOf({ flags: { "ipv4-range": "10.0.0.0/24", "node-name": "bad name" } })[0]).toStartWith('--node-name "bad name": must be 1-253');
+  });
+
+  test("a numeric socket group is taken as a gid", () => {
+    expect(resolve({ flags: { "socket-group": "4242" } })).toMatchObject({ socketGroup: "4242", socketGid: 4242 });
+  });
+});
+
+describe("the config dir, as a ConfigMap mounts it", () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("one file per option; the ..data indirection and subdirectories are skipped", () => {
+    const dir = mkdtempSync(join(tmpdir(), "agent-config-"));
+    dirs.push(dir);
+    mkdirSync(join(dir, "..2024_01_01"));
+    writeFileSync(join(dir, "..2024_01_01", "mtu"), "1450\n");
+    writeFileSync(join(dir, "..2024_01_01", "cluster-name"), "default");
+    symlinkSync("..2024_01_01", join(dir, "..data"));
+    symlinkSync("..data/mtu", join(dir, "mtu"));
+    symlinkSync("..data/cluster-name", join(dir, "cluster-name"));
+    mkdirSync(join(dir, "subdir"));
+    const values = readConfigDir(dir);
+    expect(values).toEqual({ "cluster-name": "default", mtu: "1450\n" });
+    expect(unknownConfigDirOptions(values)).toEqual(["cluster-name"]);
+
+    const loaded = loadAgentConfig({ "ipv4-range": "10.1.0.0/24", "config-dir": dir }, {});
+    expect(loaded.config.mtu).toBe(1450);
+    expect(loaded.ignoredConfigDirEntries).toEqual(["cluster-name"]);
+  });
+
+  test("CILIUM_CONFIG_DIR names it too; a missing one is a configuration error", () => {
+    expect(() => loadAgentConfig({ "ipv4-range": "10.1.0.0/24" }, { CILIUM_CONFIG_DIR: "/nonexistent/cilium-config" })).toThrow(
+      '--config-dir "/nonexistent/cilium-config": cannot read the directory: ENOENT',
+    );
+  });
+});
