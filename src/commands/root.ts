@@ -11,8 +11,12 @@ export default defineCommand({
     "log-format": { type: "string", description: "Log format: text or json", default: "text" },
   },
   subCommands: {
+    agent: lazy(() => import("./agent.ts")),
+    bpf: lazy(() => import("./bpf.ts")),
     cni: lazy(() => import("./cni.ts")),
+    endpoint: lazy(() => import("./endpoint.ts")),
     hubble: lazy(() => import("./hubble.ts")),
+    status: lazy(() => import("./status.ts")),
     version: lazy(() => import("./version.ts")),
   },
 });

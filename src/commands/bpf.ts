@@ -1,0 +1,37 @@
+/**
+ * `cilium bpf ...`: the kernel's own view, read from the maps pinned under the bpf root. Works
+ * without the agent, as upstream's does: the maps outlive it.
+ */
+import { defineCommand } from "citty";
+
+const bpfRootArg = {
+  "bpf-root": { type: "string", description: "Path to the BPF filesystem root of the node", default: "/sys/fs/bpf" },
+  output: { type: "string", alias: "o", description: "Output format: json" },
+} as const;
+
+const endpointList = defineCommand({
+  meta: { name: "list", description: "List local endpoint entries" },
+  args: bpfRootArg,
+  async run({ args }) {
+    const { listPinnedEndpoints } = await import("../datapath/pinned.ts");
+    const entries = listPinnedEndpoints(args["bpf-root"]).sort((a, b) => a.ip.localeCompare(b.ip, "en", { numeric: true }));
+    if (args.output === "json") {
+      console.log(JSON.stringify(entries, null, 2));
+      return;
+    }
+    const rows = entries.map(({ ip, info }) => [
+      `${ip}:0`,
+      `id=${String(info.lxcId).padEnd(5)} sec_id=${String(info.secIdentity).padEnd(5)} flags=0x${info.flags.toString(16).padStart(4, "0")} ifindex=${String(info.ifindex).padEnd(3)} mac=${info.mac.toUpperCase()} nodemac=${info.nodeMac.toUpperCase()}`,
+    ]);
+    const width = Math.max("IP ADDRESS".length, ...rows.map((r) => r[0]!.length)) + 3;
+    console.log(`${"IP ADDRESS".padEnd(width)}LOCAL ENDPOINT INFO`);
+    for (const [ip, info] of rows) console.log(`${ip!.padEnd(width)}${info}`);
+  },
+});
+
+export default defineCommand({
+  meta: { name: "bpf", description: "Direct access to local BPF maps" },
+  subCommands: {
+    endpoint: defineCommand({ meta: { name: "endpoint", description: "Local endpoint map" }, subCommands: { list: endpointList } }),
+  },
+});
