@@ -146,6 +146,11 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb,
 	info.reason = TRACE_REASON_UNKNOWN;
 	send_trace(skb, cfg, TRACE_FROM_LXC, 0, &info);
 
+	/* We route between local pods: a packet at its last hop dies here,
+	 * before it leaves any conntrack state behind. */
+	if (dst && p.ttl <= 1)
+		return send_drop(skb, DROP_TTL_EXCEEDED, &info);
+
 	l4res = l4_parse(skb, &p, &l4);
 	if (l4res == L4_TRUNCATED)
 		return send_drop(skb, DROP_CT_INVALID_HDR, &info);
@@ -176,9 +181,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb,
 		return TC_ACT_OK;
 	}
 
-	/* Local delivery: we are the router between the two pods. */
-	if (p.ttl <= 1)
-		return send_drop(skb, DROP_TTL_EXCEEDED, &info);
+	/* Local delivery: L3 hop (TTL-1), then straight into the pod. */
 	if (ipv4_dec_ttl(skb, &p) < 0)
 		return send_drop(skb, DROP_CSUM_L3, &info);
 	if (eth_store_macs(skb, dst->mac, dst->node_mac) < 0)

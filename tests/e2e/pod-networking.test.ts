@@ -6,10 +6,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { Netlink } from "../../src/datapath/netlink/index.ts";
-import { Netns } from "../../src/datapath/netns.ts";
 import { TestNode, type Pod } from "../helpers/cluster-node.ts";
 import { TestNamespaces, uniquePrefix } from "../helpers/netns.ts";
+import { connectOutside } from "../helpers/outside.ts";
 import { describePrivileged } from "../helpers/privileged.ts";
 import { probe, startEchoServer, startStream, type EchoServer } from "../helpers/traffic.ts";
 
@@ -36,21 +35,7 @@ describePrivileged("pod networking on one node (real agent, real CNI plugin)", (
   beforeAll(async () => {
     node = new TestNode(namespaces, { name: "n1", podCidr });
     outsideNs = namespaces.create("out");
-    const nodeNetns = Netns.open(node.netnsPath);
-    const outside = Netns.open(`/var/run/netns/${outsideNs}`);
-    const nodeLink = Netlink.open({ netns: nodeNetns });
-    const outsideLink = Netlink.open({ netns: outside });
-    try {
-      outsideLink.setLinkUp("lo");
-      nodeLink.createVeth({ name: `${prefix}ext`, peerName: `${prefix}wan`, peerNetns: outside });
-      nodeLink.addAddress(`${prefix}ext`, `${nodeIp}/24`);
-      nodeLink.setLinkUp(`${prefix}ext`);
-      outsideLink.addAddress(`${prefix}wan`, `${outsideIp}/24`);
-      outsideLink.setLinkUp(`${prefix}wan`);
-      nodeLink.addRoute({ dst: "default", via: outsideIp });
-    } finally {
-      for (const handle of [nodeLink, outsideLink, nodeNetns, outside]) handle.close();
-    }
+    connectOutside({ nodeNetns: node.netnsPath, outsideNetns: `/var/run/netns/${outsideNs}`, prefix, nodeIp, outsideIp });
     await node.startAgent();
     for (const [name, namespace] of [
       ["web-0", "shop"],

@@ -11,6 +11,7 @@ import { Netns } from "../../src/datapath/netns.ts";
 import { NodeDatapath, type EndpointAttachment } from "../../src/datapath/node.ts";
 import { writeSysctl } from "../../src/datapath/sysctl.ts";
 import { TestNamespaces, uniquePrefix } from "../helpers/netns.ts";
+import { connectOutside } from "../helpers/outside.ts";
 import { describePrivileged } from "../helpers/privileged.ts";
 import { probe, startEchoServer, type EchoServer } from "../helpers/traffic.ts";
 
@@ -68,24 +69,7 @@ describePrivileged("node datapath: pods, host and outside", () => {
     nodeNs = namespaces.create("node");
     outsideNs = namespaces.create("out");
     node = Netns.open(Netns.pathOf(nodeNs));
-    const outside = Netns.open(Netns.pathOf(outsideNs));
-    const nodeLink = Netlink.open({ netns: node });
-    const outsideLink = Netlink.open({ netns: outside });
-    try {
-      nodeLink.setLinkUp("lo");
-      outsideLink.setLinkUp("lo");
-      nodeLink.createVeth({ name: `${prefix}ext`, peerName: `${prefix}wan`, peerNetns: outside });
-      nodeLink.addAddress(`${prefix}ext`, `${nodeIp}/24`);
-      nodeLink.setLinkUp(`${prefix}ext`);
-      outsideLink.addAddress(`${prefix}wan`, `${outsideIp}/24`);
-      outsideLink.setLinkUp(`${prefix}wan`);
-      // The outside knows no route to the pod CIDR: only masqueraded traffic can come back.
-      nodeLink.addRoute({ dst: "default", via: outsideIp });
-    } finally {
-      nodeLink.close();
-      outsideLink.close();
-      outside.close();
-    }
+    connectOutside({ nodeNetns: Netns.pathOf(nodeNs), outsideNetns: Netns.pathOf(outsideNs), prefix, nodeIp, outsideIp });
 
     rmSync(bpfRoot, { recursive: true, force: true });
     datapath = NodeDatapath.start({ bpfRoot, podCidr, mtu: 1500, masquerade: true, netns: node });
