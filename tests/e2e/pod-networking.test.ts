@@ -186,6 +186,30 @@ describePrivileged("pod networking on one node (real agent, real CNI plugin)", (
     expect(probe(pods[0]!.netns, "tcp", pod.ip, PORT, 500)).toBeNull();
   });
 
+  test("STATUS answers 0 while the agent serves and 50 when it is gone", async () => {
+    expect(node.cni({ command: "STATUS" }).exitCode).toBe(0);
+    await node.stopAgent();
+    const down = node.cni({ command: "STATUS" });
+    expect(down.exitCode).not.toBe(0);
+    expect(down.json!.code).toBe(50);
+    expect(down.json!.msg).toContain(node.socketPath);
+    await node.startAgent();
+    expect(node.cni({ command: "STATUS" }).exitCode).toBe(0);
+  }, 30_000);
+
+  test("GC removes exactly the attachments not in cni.dev/valid-attachments", async () => {
+    const extra = node.addPod("gc-victim", "shop");
+    const before = await ipamUsed();
+    const valid = pods.map((p) => ({ containerID: p.containerId, ifname: "eth0" }));
+    const outcome = node.cni({ command: "GC", config: node.networkConfig({ "cni.dev/valid-attachments": valid }) });
+    expect(outcome.exitCode).toBe(0);
+    expect(await ipamUsed()).toBe(before - 1);
+    expect(node.bpfEndpointIps()).toEqual(pods.map((p) => p.ip).sort());
+    expect(node.lxcInterfaces()).toHaveLength(pods.length);
+    expect(probe(pods[0]!.netns, "tcp", pods[1]!.ip, PORT)).toBe(pods[0]!.ip);
+    expect(probe(pods[0]!.netns, "tcp", extra.ip, PORT, 500)).toBeNull();
+  }, 30_000);
+
   test("kill -9 of the agent under continuous traffic loses no established connection", async () => {
     const stream = startStream(pods[0]!.netns, pods[1]!.ip, PORT, 20);
     await Bun.sleep(500);
