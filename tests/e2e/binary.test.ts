@@ -72,6 +72,16 @@ describe("the single executable", () => {
     expect(version.stdout).toMatch(/^hubble \d+\.\d+\.\d+/);
   });
 
+  test("invoked as cilium-agent it is the agent, and a bad option is a clear error", () => {
+    symlinkSync("cilium", join(dir, "cilium-agent"));
+    const help = run([join(dir, "cilium-agent"), "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("--ipv4-range");
+    const bad = run([join(dir, "cilium-agent"), "--ipv4-range", "10.0.0.0/33", "--state-dir", join(dir, "state"), "--socket-path", join(dir, "a.sock")]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--ipv4-range");
+  });
+
   test("the cilium command lists only working subcommands", () => {
     const r = run([cilium, "--help"]);
     expect(r.code).toBe(0);
