@@ -102,6 +102,11 @@ export class TestNode {
     }
   }
 
+  /** The running agent's pid (nsenter execs the agent, so it is the agent's own), if started. */
+  get agentPid(): number | undefined {
+    return this.agent?.pid;
+  }
+
   async healthy(): Promise<boolean> {
     if (!existsSync(this.socketPath)) return false;
     try {
