@@ -47,9 +47,10 @@ static __always_inline int host_to_lxc_policy(struct __sk_buff *skb,
 	struct ct4_key tuple = {
 		.saddr = p->saddr, .daddr = p->daddr, .proto = p->proto,
 	};
+	struct policy_l4 pl;
 	struct icmp_inner inner;
 	struct l4_info l4;
-	int l4res;
+	int l4res, ret;
 
 	*mon = 0;
 	l4res = l4_parse(skb, p, &l4);
@@ -57,6 +58,7 @@ static __always_inline int host_to_lxc_policy(struct __sk_buff *skb,
 		return DROP_CT_INVALID_HDR;
 	tuple.sport = l4.sport;
 	tuple.dport = l4.dport;
+	policy_l4_init(&pl, p->proto, l4res, &l4);
 
 	if (l4res == L4_ICMP_ERROR)
 		*ct = icmp_inner_parse(skb, p, &inner) == 0 ?
@@ -69,8 +71,9 @@ static __always_inline int host_to_lxc_policy(struct __sk_buff *skb,
 
 	if (*ct == CT_REPLY || *ct == CT_RELATED)
 		return 0;
-	if (policy_can_ingress4(dst, &tuple, src_identity) < 0)
-		return DROP_POLICY;
+	ret = policy_can_ingress4(dst, &pl, src_identity);
+	if (ret)
+		return ret;
 	if (*ct == CT_NEW && l4_trackable(l4res) &&
 	    ct4_create(&tuple, CT_INGRESS, l4.tcp_flags, skb->len,
 		       src_identity))
@@ -96,7 +99,9 @@ int cil_from_host(struct __sk_buff *skb)
 	if (!ipv4_in_net(p.daddr, cfg->pod_cidr4, cfg->pod_cidr4_mask))
 		return TC_ACT_OK;
 
-	info.src_identity = ipv4_remote_identity(cfg, p.saddr);
+	/* Host (the node's own addresses), other nodes, CIDRs, the world: as
+	 * cilium_ipcache says, WORLD if no prefix holds the source. */
+	info.src_identity = ipv4_remote_identity(p.saddr);
 	info.reason = TRACE_REASON_UNKNOWN;
 	send_trace(skb, cfg, TRACE_FROM_HOST, 0, &info);
 

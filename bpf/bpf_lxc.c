@@ -65,12 +65,16 @@ static __always_inline int lxc_ct_view(struct __sk_buff *skb,
  * checked on every packet, so revoking an allow stops a connection.
  * Connections are recorded only after every check passed.
  *
- * Returns 0 or a drop reason (direction in v->drop_dir).
+ * Remote identities: the destination's is that of the local endpoint, else
+ * cilium_ipcache's, else WORLD; the source's is the endpoint's own.
+ * Returns 0 or a drop reason (direction in v->drop_dir): DROP_POLICY when
+ * no entry allows the packet, DROP_POLICY_DENY when a deny entry matches.
  */
 static __always_inline int lxc_ct_and_policy(struct __sk_buff *skb,
 					     const struct ct4_key *tuple,
 					     const struct icmp_inner *inner,
 					     int l4res, __u8 tcp_flags,
+					     const struct policy_l4 *pl,
 					     const struct endpoint_info *src,
 					     const struct endpoint_info *dst,
 					     __u32 dst_identity,
@@ -78,23 +82,29 @@ static __always_inline int lxc_ct_and_policy(struct __sk_buff *skb,
 {
 	int tracked = l4_trackable(l4res);
 	__u8 mon_in = 0;
+	int ret;
 
 	v->ct_egress = lxc_ct_view(skb, tuple, inner, l4res, tcp_flags,
 				   CT_EGRESS, &v->mon);
-	if (v->ct_egress != CT_REPLY && v->ct_egress != CT_RELATED &&
-	    policy_can_egress4(src, tuple, dst_identity) < 0) {
-		v->drop_dir = DIR_EGRESS;
-		return DROP_POLICY;
+	if (v->ct_egress != CT_REPLY && v->ct_egress != CT_RELATED) {
+		ret = policy_can_egress4(src, pl, dst_identity);
+		if (ret) {
+			v->drop_dir = DIR_EGRESS;
+			return ret;
+		}
 	}
 
 	if (dst) {
 		v->ct_ingress = lxc_ct_view(skb, tuple, inner, l4res,
 					    tcp_flags, CT_INGRESS, &mon_in);
 		v->mon |= mon_in;
-		if (v->ct_ingress != CT_REPLY && v->ct_ingress != CT_RELATED &&
-		    policy_can_ingress4(dst, tuple, src->sec_identity) < 0) {
-			v->drop_dir = DIR_INGRESS;
-			return DROP_POLICY;
+		if (v->ct_ingress != CT_REPLY &&
+		    v->ct_ingress != CT_RELATED) {
+			ret = policy_can_ingress4(dst, pl, src->sec_identity);
+			if (ret) {
+				v->drop_dir = DIR_INGRESS;
+				return ret;
+			}
 		}
 		if (tracked && v->ct_ingress == CT_NEW &&
 		    ct4_create(tuple, CT_INGRESS, tcp_flags, skb->len,
@@ -120,6 +130,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb,
 				   .ifindex = skb->ifindex };
 	struct endpoint_info *src, *dst;
 	struct lxc_verdict v = {};
+	struct policy_l4 pl;
 	struct icmp_inner inner;
 	struct ipv4_pkt p;
 	struct l4_info l4;
@@ -141,7 +152,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb,
 		info.dst_identity = dst->sec_identity;
 		info.dst_id = dst->lxc_id;
 	} else {
-		info.dst_identity = ipv4_remote_identity(cfg, p.daddr);
+		info.dst_identity = ipv4_remote_identity(p.daddr);
 	}
 	info.reason = TRACE_REASON_UNKNOWN;
 	send_trace(skb, cfg, TRACE_FROM_LXC, 0, &info);
@@ -162,9 +173,11 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb,
 	tuple.sport = l4.sport;
 	tuple.dport = l4.dport;
 	tuple.proto = p.proto;
+	policy_l4_init(&pl, p.proto, l4res, &l4);
 
 	ret = lxc_ct_and_policy(skb, &tuple, have_inner ? &inner : NULL, l4res,
-				l4.tcp_flags, src, dst, info.dst_identity, &v);
+				l4.tcp_flags, &pl, src, dst, info.dst_identity,
+				&v);
 	if (ret) {
 		info.flags = v.drop_dir;
 		return send_drop(skb, ret, &info);

@@ -40,7 +40,7 @@
 
 #define NSEC_PER_SEC	1000000000ULL
 
-/* Identities reserved by upstream and used in events before ipcache exists. */
+/* Identities reserved by upstream (WORLD: addresses no ipcache prefix holds). */
 #define IDENTITY_UNKNOWN	0
 #define IDENTITY_HOST		1
 #define IDENTITY_WORLD		2

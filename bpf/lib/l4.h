@@ -75,6 +75,8 @@ static __always_inline int l4_parse(struct __sk_buff *skb,
 		l4->tcp_flags = hdr[TCP_FLAGS_OFF];
 		return L4_OK;
 	case IPPROTO_UDP:
+	case IPPROTO_SCTP:
+		/* Both start with source and destination port. */
 		if (bpf_skb_load_bytes(skb, p->l4_off, hdr, 4) < 0)
 			return L4_TRUNCATED;
 		__builtin_memcpy(&l4->sport, &hdr[0], 2);

@@ -24,7 +24,7 @@ struct endpoint_key {
 struct endpoint_info {
 	__u32 ifindex;		/* host-side veth (lxcXXXX) */
 	__u16 lxc_id;		/* endpoint id */
-	__u16 flags;		/* reserved, 0 */
+	__u16 flags;		/* ENDPOINT_F_* (policy enforcement) */
 	__u8 mac[6];		/* pod eth0 MAC */
 	__u8 node_mac[6];	/* host-side veth MAC */
 	__u32 sec_identity;	/* security identity of the endpoint */
@@ -33,6 +33,11 @@ struct endpoint_info {
 LAYOUT_ASSERT(sizeof(struct endpoint_info) == 28, "endpoint_info size");
 LAYOUT_ASSERT(offsetof(struct endpoint_info, node_mac) == 14, "node_mac");
 LAYOUT_ASSERT(offsetof(struct endpoint_info, sec_identity) == 20, "sec_id");
+
+/* endpoint_info.flags: which directions of the endpoint have policy
+ * enforced. A direction without its bit allows everything. */
+#define ENDPOINT_F_POLICY_INGRESS	(1U << 0)
+#define ENDPOINT_F_POLICY_EGRESS	(1U << 1)
 
 #define ENDPOINTS_MAP_SIZE	65535
 
@@ -210,8 +215,82 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cilium_events SEC(".maps");
 
+/* ---- cilium_ipcache: identity (and tunnel endpoint) of remote prefixes  */
+
+/* LPM trie key: prefixlen counts the bits of ip4 that must match (0-32).
+ * An address with no matching entry is WORLD (identity 2). */
+struct ipcache_key {
+	__u32 prefixlen;	/* 0 */
+	__be32 ip4;		/* 4 */
+};
+LAYOUT_ASSERT(sizeof(struct ipcache_key) == 8, "ipcache_key size");
+
+struct remote_endpoint_info {
+	__u32 sec_identity;	/*  0 security identity of the prefix */
+	__be32 tunnel_endpoint;	/*  4 node to tunnel to, 0 = none */
+	__u8 flags;		/*  8 reserved, 0 */
+	__u8 pad[3];		/*  9 */
+};
+LAYOUT_ASSERT(sizeof(struct remote_endpoint_info) == 12, "ipcache value size");
+
+#define IPCACHE_MAP_SIZE	65536
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct ipcache_key);
+	__type(value, struct remote_endpoint_info);
+	__uint(max_entries, IPCACHE_MAP_SIZE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cilium_ipcache SEC(".maps");
+
+/* ---- cilium_policy: L3/L4 policy of every local endpoint --------------- */
+
 /*
- * Reserved for the next step (documented in bpf/README.md, not created yet):
- *   cilium_ipcache  LPM_TRIE  prefix -> identity, tunnel endpoint
- *   cilium_policy   HASH      {identity, dport, proto, dir} -> verdict
+ * LPM trie key. Every field after prefixlen is in network byte order, so a
+ * prefix of the key bits means "these fields, most significant first":
+ *
+ *   POLICY_PREFIX_ANY_PROTO (64)  endpoint, direction, identity: any L4
+ *   POLICY_PREFIX_ANY_PORT  (80)  ... + protocol: any port of it
+ *   POLICY_PREFIX_FULL      (96)  ... + dport: one port; 80 + n for the
+ *                                 ports sharing the top n bits (ranges)
+ *
+ * identity 0 means "any identity" (looked up separately, see policy.h).
+ * For ICMP, dport holds the ICMP type.
  */
+struct policy_key {
+	__u32 prefixlen;	/*  0 bits of the fields below that must match */
+	__be16 endpoint_id;	/*  4 local endpoint (lxc_id) */
+	__u8 direction;		/*  6 DIR_INGRESS / DIR_EGRESS */
+	__u8 pad0;		/*  7 zero */
+	__be32 identity;	/*  8 remote identity; 0 = any identity */
+	__u8 protocol;		/* 12 IPPROTO_* */
+	__u8 pad1;		/* 13 zero */
+	__be16 dport;		/* 14 destination port; ICMP: the type */
+};
+LAYOUT_ASSERT(sizeof(struct policy_key) == 16, "policy_key size");
+LAYOUT_ASSERT(offsetof(struct policy_key, identity) == 8, "policy identity");
+LAYOUT_ASSERT(offsetof(struct policy_key, dport) == 14, "policy dport");
+
+#define POLICY_PREFIX_ANY_PROTO	64
+#define POLICY_PREFIX_ANY_PORT	80
+#define POLICY_PREFIX_FULL	96
+
+struct policy_entry {
+	__u32 flags;		/* 0 POLICY_F_* */
+	__u32 pad;		/* 4 zero */
+};
+LAYOUT_ASSERT(sizeof(struct policy_entry) == 8, "policy_entry size");
+
+#define POLICY_F_DENY		(1U << 0)
+
+#define POLICY_MAP_SIZE		65536
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct policy_key);
+	__type(value, struct policy_entry);
+	__uint(max_entries, POLICY_MAP_SIZE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cilium_policy SEC(".maps");

@@ -22,7 +22,37 @@ import {
   type TcDirection,
 } from "./bpf/index.ts";
 import { ensureBpffs } from "./bpffs.ts";
-import { EndpointInfo, EndpointKey, ENDPOINTS_MAP, type EndpointInfoValue } from "./maps/endpoints.ts";
+import { ENDPOINT_POLICY_FLAGS, EndpointFlags, EndpointInfo, EndpointKey, ENDPOINTS_MAP, type EndpointInfoValue } from "./maps/endpoints.ts";
+import {
+  checkIdentity,
+  IPCACHE_MAP,
+  ipcacheCidrOf,
+  ipcacheKeyOf,
+  IpcacheKey,
+  RemoteEndpointInfo,
+  type IpcacheEntry,
+  type IpcacheKeyValue,
+  type RemoteEndpointInfoValue,
+} from "./maps/ipcache.ts";
+import {
+  checkEndpointId,
+  normalizePolicyKey,
+  normalizePolicyRules,
+  planFailClosed,
+  planPolicyUpdate,
+  POLICY_MAP,
+  PolicyEntry,
+  PolicyEntryFlags,
+  PolicyKey,
+  policyRuleOf,
+  sortPolicyRules,
+  type EndpointPolicy,
+  type PolicyEntryValue,
+  type PolicyKeyValue,
+  type PolicyMapEntry,
+  type PolicyPlan,
+  type PolicyRule,
+} from "./maps/policy.ts";
 import { MonitorAggregation, NODE_CONFIG_MAP, NodeConfig, NodeFlags, type MonitorAggregationLevel } from "./maps/node-config.ts";
 import { Netlink, type Link } from "./netlink/index.ts";
 import type { Netns } from "./netns.ts";
@@ -51,6 +81,11 @@ export interface NodeDatapathConfig {
    * from one process). Every kernel call of this datapath then runs inside it.
    */
   netns?: Netns;
+  /**
+   * The most entries setEndpointPolicy lets cilium_policy hold, all endpoints together (default
+   * and upper bound: the map's max_entries). A policy that does not fit fails closed.
+   */
+  policyMaxEntries?: number;
 }
 
 /** What the datapath needs to know of an endpoint to deliver to and from it. */
@@ -63,6 +98,35 @@ export interface EndpointAttachment {
   /** Pod-side MAC; the host-side MAC is read from the veth itself. */
   mac: string;
   identity: number;
+  /**
+   * Policy enforcement to program with the entry. Without it applyEndpoint keeps what the
+   * endpoint's existing entry has (a restore re-applies without resetting enforcement), else
+   * what setEndpointPolicy last asked for this endpoint id, else none (allow all).
+   */
+  policyEnforcement?: { ingress: boolean; egress: boolean };
+}
+
+export type { EndpointPolicy, IpcacheEntry, PolicyRule };
+
+/** What setEndpointPolicy changed in cilium_policy. */
+export interface PolicyUpdateResult {
+  /** Entries written: new keys and keys whose verdict changed. */
+  added: number;
+  /** Entries deleted. */
+  removed: number;
+}
+
+/** setEndpointPolicy could not write the policy; the endpoint was left enforced, failing closed. */
+export class PolicyMapFullError extends Error {
+  constructor(
+    message: string,
+    readonly endpointId: number,
+    readonly needed: number,
+    readonly limit: number,
+  ) {
+    super(message);
+    this.name = "PolicyMapFullError";
+  }
 }
 
 export interface NodeDatapathStatus {
@@ -88,11 +152,15 @@ const FROM_NETDEV_PROGRAM = "cil_from_netdev";
 export class NodeDatapath {
   /** "ifname/direction" -> the attachment and the name of its program. */
   private readonly attachments = new Map<string, { attachment: TcAttachment; program: string }>();
+  /** Enforcement bits setEndpointPolicy last asked for, by endpoint id (for an entry applied later). */
+  private readonly enforcement = new Map<number, number>();
 
   private constructor(
     readonly config: NodeDatapathConfig,
     private readonly objects: { lxc: BpfObject; host: BpfObject },
     private readonly endpoints: BpfMap<{ ip4: string }, EndpointInfoValue>,
+    private readonly ipcache: BpfMap<IpcacheKeyValue, RemoteEndpointInfoValue>,
+    private readonly policy: BpfMap<PolicyKeyValue, PolicyEntryValue>,
     private readonly netlink: Netlink,
     readonly gateway: string,
     readonly native: NativeDevice | null,
@@ -151,10 +219,19 @@ export class NodeDatapath {
         nodeConfig.close();
       }
 
+      const policyMap = objects.lxc.map(POLICY_MAP);
+      if (config.policyMaxEntries !== undefined) {
+        const max = policyMap.maxEntries;
+        if (!Number.isInteger(config.policyMaxEntries) || config.policyMaxEntries < 0 || config.policyMaxEntries > max) {
+          throw new Error(`policyMaxEntries ${config.policyMaxEntries} must be 0-${max} (the size of ${POLICY_MAP})`);
+        }
+      }
       const datapath = new NodeDatapath(
         config,
         objects as { lxc: BpfObject; host: BpfObject },
         new BpfMap(objects.lxc.map(ENDPOINTS_MAP), EndpointKey, EndpointInfo),
+        new BpfMap(objects.lxc.map(IPCACHE_MAP), IpcacheKey, RemoteEndpointInfo),
+        new BpfMap(policyMap, PolicyKey, PolicyEntry),
         netlink,
         gateway,
         native,
@@ -185,9 +262,19 @@ export class NodeDatapath {
       throw new Error(`endpoint ${endpoint.id}: host interface ${endpoint.ifname} (ifindex ${endpoint.ifindex}) does not exist`);
     }
     if (!veth.mac) throw new Error(`endpoint ${endpoint.id}: host interface ${endpoint.ifname} has no MAC address`);
+    const existing = this.endpoints.lookup({ ip4: endpoint.ipv4 });
+    let flags: number;
+    if (endpoint.policyEnforcement) {
+      flags = ((existing?.lxcId === endpoint.id ? existing.flags : 0) & ~ENDPOINT_POLICY_FLAGS) | enforcementFlags(endpoint.policyEnforcement.ingress, endpoint.policyEnforcement.egress);
+      this.enforcement.set(endpoint.id, flags & ENDPOINT_POLICY_FLAGS);
+    } else if (existing?.lxcId === endpoint.id) {
+      flags = existing.flags; // a re-apply (restore) keeps the enforcement it had
+    } else {
+      flags = this.enforcement.get(endpoint.id) ?? 0;
+    }
     this.endpoints.update(
       { ip4: endpoint.ipv4 },
-      { ifindex: endpoint.ifindex, lxcId: endpoint.id, flags: 0, mac: endpoint.mac, nodeMac: veth.mac, secIdentity: endpoint.identity },
+      { ifindex: endpoint.ifindex, lxcId: endpoint.id, flags, mac: endpoint.mac, nodeMac: veth.mac, secIdentity: endpoint.identity },
     );
     try {
       this.attach(this.objects.lxc.program(LXC_PROGRAM), veth, "ingress");
@@ -197,16 +284,28 @@ export class NodeDatapath {
     }
   }
 
-  /** Removes an endpoint's map entry and program; anything already gone is fine. */
-  removeEndpoint(endpoint: Pick<EndpointAttachment, "ipv4" | "ifname" | "ifindex">): void {
+  /**
+   * Removes an endpoint's map entry, program and policy entries (those of its id, once no
+   * cilium_lxc entry carries that id any more); anything already gone is fine. Its ipcache entry
+   * is the agent's to remove (deleteIpcache): the address may be known elsewhere.
+   */
+  removeEndpoint(endpoint: Pick<EndpointAttachment, "ipv4" | "ifname" | "ifindex"> & { id?: number }): void {
     inNetns(this.config.netns, () => this.removeEndpointHere(endpoint));
   }
 
-  private removeEndpointHere(endpoint: Pick<EndpointAttachment, "ipv4" | "ifname" | "ifindex">): void {
+  private removeEndpointHere(endpoint: Pick<EndpointAttachment, "ipv4" | "ifname" | "ifindex"> & { id?: number }): void {
     const entry = this.endpoints.lookup({ ip4: endpoint.ipv4 });
+    let id = endpoint.id;
     // Only the entry that still belongs to this interface: the IP may already serve another pod.
-    if (entry && entry.ifindex === endpoint.ifindex) this.endpoints.delete({ ip4: endpoint.ipv4 });
+    if (entry && entry.ifindex === endpoint.ifindex) {
+      this.endpoints.delete({ ip4: endpoint.ipv4 });
+      id ??= entry.lxcId;
+    }
     this.detach(endpoint.ifname, "ingress");
+    if (id !== undefined && !this.listEndpoints().some((e) => e.info.lxcId === id)) {
+      this.enforcement.delete(id);
+      this.deletePolicyOf(new Set([id]));
+    }
   }
 
   /** Whether the endpoint's host veth still exists under that index and name. */
@@ -218,7 +317,7 @@ export class NodeDatapath {
    * Removes map entries and endpoint program pins that belong to no live endpoint (say, the
    * state dir was wiped while pods ran). Answers a description of each thing removed.
    */
-  removeStale(live: readonly Pick<EndpointAttachment, "ipv4" | "ifname">[]): string[] {
+  removeStale(live: readonly (Pick<EndpointAttachment, "ipv4" | "ifname"> & { id?: number })[]): string[] {
     return inNetns(this.config.netns, () => {
       const liveIps = new Set(live.map((e) => e.ipv4));
       const liveInterfaces = new Set([HOST_DEVICE, ...(this.native ? [this.native.link.name] : []), ...live.map((e) => e.ifname)]);
@@ -236,6 +335,15 @@ export class NodeDatapath {
         this.detach(ifname, direction);
         removed.push(`program link ${pin}`);
       }
+      // Policy entries of endpoints that are gone, when every live endpoint is known by id.
+      if (live.every((e) => e.id !== undefined)) {
+        const keep = new Set<number>([...live.map((e) => e.id!), ...this.enforcement.keys()]);
+        for (const { info } of this.listEndpoints()) keep.add(info.lxcId);
+        const stale = new Set<number>();
+        for (const key of this.policy.keys()) if (!keep.has(key.endpointId)) stale.add(key.endpointId);
+        const count = this.deletePolicyOf(stale);
+        for (const id of [...stale].sort((a, b) => a - b)) removed.push(`policy entries of endpoint ${id} (${count.get(id) ?? 0})`);
+      }
       return removed;
     });
   }
@@ -243,6 +351,182 @@ export class NodeDatapath {
   /** The endpoints map as the kernel holds it. */
   listEndpoints(): { ip: string; info: EndpointInfoValue }[] {
     return [...this.endpoints.entries()].map(([key, info]) => ({ ip: key.ip4, info }));
+  }
+
+  /* ---- ipcache ------------------------------------------------------------------------ */
+  // Map operations do not depend on the thread's network namespace: these run anywhere.
+
+  /**
+   * Sets the security identity of a prefix ("a.b.c.d/n", or an address for /32): endpoints here
+   * and on other nodes, the node's own addresses (HOST, 1), CIDRs used by policy. Addresses no
+   * prefix holds are WORLD (2).
+   */
+  upsertIpcache(cidr: string, identity: number, options: { tunnelEndpoint?: string } = {}): void {
+    const key = ipcacheKeyOf(cidr);
+    checkIdentity(identity, `ipcache ${cidr}: identity`);
+    this.ipcache.update(key, { secIdentity: identity, tunnelEndpoint: options.tunnelEndpoint ?? "0.0.0.0", flags: 0 });
+  }
+
+  /** Removes a prefix; one that is not there is fine. */
+  deleteIpcache(cidr: string): void {
+    this.ipcache.delete(ipcacheKeyOf(cidr));
+  }
+
+  /** The ipcache as the kernel holds it, by address then prefix length. */
+  listIpcache(): IpcacheEntry[] {
+    const entries = [...this.ipcache.entries()].map(([key, value]): IpcacheEntry => ({
+      cidr: ipcacheCidrOf(key),
+      identity: value.secIdentity,
+      ...(value.tunnelEndpoint !== "0.0.0.0" ? { tunnelEndpoint: value.tunnelEndpoint } : {}),
+    }));
+    const order = (cidr: string) => {
+      const [ip, length] = cidr.split("/");
+      return ip!.split(".").reduce((n, o) => n * 256 + Number(o), 0) * 64 + Number(length);
+    };
+    return entries.sort((a, b) => order(a.cidr) - order(b.cidr));
+  }
+
+  /* ---- policy -------------------------------------------------------------------------- */
+
+  /**
+   * Makes cilium_policy and the endpoint's enforcement bits say `policy`, writing only the
+   * difference against what the map holds for the endpoint now (so it converges after an agent
+   * restart too). Enforcement is set first: a direction becoming enforced was allowing
+   * everything, one becoming unenforced will. Entries are then written in an order under which
+   * the endpoint never allows more than the old or the new policy (planPolicyUpdate).
+   *
+   * Fail closed: when the map (policyMaxEntries, counting every endpoint) cannot hold the new
+   * entries, enforcement stays as requested, the denies are written and the new allows are not
+   * (or, if not even the denies fit, every allow of the endpoint goes), and a PolicyMapFullError
+   * names the endpoint and the counts. A kernel error half-way does the same and is rethrown.
+   *
+   * The endpoint need not be applied yet: its enforcement is remembered for applyEndpoint.
+   */
+  setEndpointPolicy(endpointId: number, policy: EndpointPolicy): PolicyUpdateResult {
+    checkEndpointId(endpointId);
+    if (typeof policy !== "object" || policy === null) throw new TypeError(`endpoint ${endpointId}: policy must be an object`);
+    if (typeof policy.ingressEnforced !== "boolean" || typeof policy.egressEnforced !== "boolean") {
+      throw new TypeError(`endpoint ${endpointId}: ingressEnforced and egressEnforced must be booleans`);
+    }
+    const desired = normalizePolicyRules(endpointId, policy.entries);
+    const flags = enforcementFlags(policy.ingressEnforced, policy.egressEnforced);
+
+    const { current, total } = this.readPolicy(endpointId);
+    const limit = this.policyLimit;
+    const plan = planPolicyUpdate({ current, desired, otherEntries: total - current.length, limit });
+
+    this.setEnforcement(endpointId, flags);
+    try {
+      this.runPolicySteps(plan.steps);
+    } catch (error) {
+      const outcome = this.failClosed(endpointId, desired);
+      throw new Error(
+        `endpoint ${endpointId}: writing its policy (${desired.length} entries) failed half-way: ${(error as Error).message}; ` +
+          `enforcement left ${describeEnforcement(flags)}, ${outcome}`,
+        { cause: error },
+      );
+    }
+    if (plan.mode === "overflow") throw this.overflowError(endpointId, plan, desired, total - current.length, limit, flags);
+    return { added: plan.added, removed: plan.removed };
+  }
+
+  /** The endpoint's policy as the kernel holds it (enforcement from its cilium_lxc entry). */
+  endpointPolicy(endpointId: number): EndpointPolicy {
+    checkEndpointId(endpointId);
+    const entry = this.listEndpoints().find((e) => e.info.lxcId === endpointId);
+    const flags = entry ? entry.info.flags : (this.enforcement.get(endpointId) ?? 0);
+    const entries = this.readPolicy(endpointId).current.map((e) => policyRuleOf(e.key, e.deny));
+    return {
+      ingressEnforced: (flags & EndpointFlags.PolicyIngress) !== 0,
+      egressEnforced: (flags & EndpointFlags.PolicyEgress) !== 0,
+      entries: sortPolicyRules(entries),
+    };
+  }
+
+  /** The most entries cilium_policy may hold, all endpoints together. */
+  get policyLimit(): number {
+    return this.config.policyMaxEntries ?? this.policy.maxEntries;
+  }
+
+  /** This endpoint's entries (normalized keys) and the number of entries of all endpoints. */
+  private readPolicy(endpointId: number): { current: PolicyMapEntry[]; total: number } {
+    const current: PolicyMapEntry[] = [];
+    let total = 0;
+    for (const key of this.policy.keys()) {
+      total++;
+      if (key.endpointId !== endpointId) continue;
+      const value = this.policy.lookup(key);
+      if (value) current.push({ key: normalizePolicyKey(key), deny: (value.flags & PolicyEntryFlags.Deny) !== 0 });
+    }
+    return { current, total };
+  }
+
+  private runPolicySteps(steps: PolicyPlan["steps"]): void {
+    for (const step of steps) {
+      if (step.op === "write") this.policy.update(step.entry.key, { flags: step.entry.deny ? PolicyEntryFlags.Deny : 0 });
+      else this.policy.delete(step.key);
+    }
+  }
+
+  /** After a failed write: reach the fail-closed state from whatever the map holds now. */
+  private failClosed(endpointId: number, desired: PolicyMapEntry[]): string {
+    try {
+      const { current, total } = this.readPolicy(endpointId);
+      const plan = planFailClosed({ current, desired, otherEntries: total - current.length, limit: this.policyLimit });
+      this.runPolicySteps(plan.steps);
+      return plan.failClosed === "denies-written"
+        ? `its deny entries written and ${plan.allowsLeftOut} allow entries left out`
+        : "every allow entry of the endpoint removed";
+    } catch {
+      // Last resort: no allow of this endpoint survives (deletes only).
+      let left = 0;
+      for (const entry of this.readPolicy(endpointId).current) {
+        if (entry.deny) continue;
+        try {
+          this.policy.delete(entry.key);
+        } catch {
+          left++;
+        }
+      }
+      return left ? `and ${left} allow entries could not even be deleted` : "every allow entry of the endpoint removed";
+    }
+  }
+
+  private overflowError(endpointId: number, plan: PolicyPlan, desired: PolicyMapEntry[], others: number, limit: number, flags: number): PolicyMapFullError {
+    const denies = desired.filter((e) => e.deny).length;
+    const outcome =
+      plan.failClosed === "denies-written"
+        ? `it holds its ${denies} deny entries and not the ${plan.allowsLeftOut} allow entries it did not have yet`
+        : `every allow entry of the endpoint was removed (not even its ${denies} deny entries fit)`;
+    return new PolicyMapFullError(
+      `endpoint ${endpointId}: ${POLICY_MAP} cannot hold its policy: it needs ${desired.length} entries, ` +
+        `other endpoints hold ${others}, the limit is ${limit} (${plan.needed} needed in all); ` +
+        `failing closed: enforcement ${describeEnforcement(flags)}, ${outcome}`,
+      endpointId,
+      plan.needed,
+      limit,
+    );
+  }
+
+  /** Sets the enforcement bits of every cilium_lxc entry of the endpoint, keeping the rest. */
+  private setEnforcement(endpointId: number, flags: number): void {
+    this.enforcement.set(endpointId, flags);
+    for (const { ip, info } of this.listEndpoints()) {
+      if (info.lxcId !== endpointId) continue;
+      const updated = (info.flags & ~ENDPOINT_POLICY_FLAGS) | flags;
+      if (updated !== info.flags) this.endpoints.update({ ip4: ip }, { ...info, flags: updated });
+    }
+  }
+
+  /** Deletes every policy entry of these endpoints; answers how many per endpoint. */
+  private deletePolicyOf(endpointIds: ReadonlySet<number>): Map<number, number> {
+    const counts = new Map<number, number>();
+    if (endpointIds.size === 0) return counts;
+    const doomed = [...this.policy.keys()].filter((key) => endpointIds.has(key.endpointId));
+    for (const key of doomed) {
+      if (this.policy.delete(key)) counts.set(key.endpointId, (counts.get(key.endpointId) ?? 0) + 1);
+    }
+    return counts;
   }
 
   status(): NodeDatapathStatus {
@@ -265,6 +549,8 @@ export class NodeDatapath {
     for (const { attachment } of this.attachments.values()) attachment.close();
     this.attachments.clear();
     this.endpoints.close();
+    this.ipcache.close();
+    this.policy.close();
     this.objects.lxc.close();
     this.objects.host.close();
     this.netlink.close();
@@ -302,6 +588,15 @@ export class NodeDatapath {
     }
     rmSync(pin, { force: true });
   }
+}
+
+function enforcementFlags(ingress: boolean, egress: boolean): number {
+  return (ingress ? EndpointFlags.PolicyIngress : 0) | (egress ? EndpointFlags.PolicyEgress : 0);
+}
+
+function describeEnforcement(flags: number): string {
+  const on = [flags & EndpointFlags.PolicyIngress ? "ingress" : "", flags & EndpointFlags.PolicyEgress ? "egress" : ""].filter(Boolean);
+  return on.length ? `on for ${on.join(" and ")}` : "off";
 }
 
 function inNetns<T>(netns: Netns | undefined, fn: () => T): T {
