@@ -62,7 +62,7 @@ export class LinuxDatapath implements EndpointDatapath {
     const status = this.started.status();
     return {
       kernel: release(),
-      "attach-mode": status.attachMode,
+      "attach-mode": `${status.attachMode} (node devices), ${status.endpointAttachMode} (endpoints)`,
       programs: status.programs.map((p) => `${p.name} (id ${p.id}) on ${p.attachedTo.length ? p.attachedTo.join(", ") : "nothing yet"}`),
       gateway: status.gateway,
       "native-device": status.nativeDevice ?? "none",

@@ -101,12 +101,18 @@ describePrivileged("node datapath: pods, host and outside", () => {
   test("status names the attach mode, gateway, native device and programs", () => {
     const status = datapath!.status();
     expect(status.attachMode).toBe("tcx");
+    expect(status.endpointAttachMode).toBe("clsact");
     expect(status.gateway).toBe(gateway);
     expect(status.nativeDevice).toBe(`${prefix}ext`);
     expect(status.nodeIp).toBe(nodeIp);
     const lxc = status.programs.find((p) => p.name === "cil_from_container")!;
     expect(lxc.attachedTo.sort()).toEqual([`${prefix}l0/ingress`, `${prefix}l1/ingress`]);
     expect(status.programs.find((p) => p.name === "cil_from_host")!.attachedTo).toEqual(["cilium_host/egress"]);
+  });
+
+  test("the node's own addresses are HOST in the ipcache", () => {
+    const host = datapath!.listIpcache().filter((e) => e.identity === 1).map((e) => e.cidr).sort();
+    expect(host).toEqual([`${nodeIp}/32`, `${gateway}/32`].sort());
   });
 
   test("the endpoints map holds each pod with its host veth", () => {

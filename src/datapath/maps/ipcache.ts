@@ -7,9 +7,6 @@ import { formatIpv4, parseCidr, parseIpv4 } from "../../net/ipv4.ts";
 
 export const IPCACHE_MAP = "cilium_ipcache";
 
-/** The identity the datapath gives an address no ipcache prefix holds (upstream's reserved "world"). */
-export const IDENTITY_WORLD = 2;
-
 export const IpcacheKey = struct({
   /** Bits of ip4 that must match, 0-32. */
   prefixlen: u32,
