@@ -13,6 +13,8 @@ const root = join(import.meta.dir, "..");
 process.chdir(root);
 
 await $`bash scripts/build-native.sh`;
+// The Hubble protobuf descriptor (imported as JSON, so embedded in the executable).
+await $`bun scripts/build-protos.ts`;
 
 async function gitCommit(): Promise<string> {
   const head = await $`git rev-parse --short=12 HEAD`.nothrow().quiet();

@@ -1,0 +1,14 @@
+/**
+ * Datapath timestamps are CLOCK_MONOTONIC (bpf_ktime_get_ns); flows carry wall-clock time.
+ * The offset between the two is measured once: it only moves when the wall clock is stepped,
+ * and a flow then being a few ms off is fine (upstream converts the same way).
+ */
+import { timestampFromNanos, type Timestamp } from "../flow/types.ts";
+
+export type KtimeToWall = (ktime: bigint) => Timestamp;
+
+/** process.hrtime is CLOCK_MONOTONIC on Linux, the clock bpf_ktime_get_ns() reads. */
+export function monotonicToWall(): KtimeToWall {
+  const offset = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+  return (ktime) => timestampFromNanos(ktime + offset);
+}

@@ -1,0 +1,82 @@
+/**
+ * How the parser learns who is behind an address. The agent implements EndpointResolver over its
+ * endpoint manager, ipcache and identity allocator; RecentEndpoints keeps answering for a pod that
+ * was just deleted, because its last packets (and the drops they cause) are read from the ring
+ * buffer after the endpoint is gone.
+ */
+
+export interface EndpointInfo {
+  /** Local endpoint id; 0 for an address that is not a local endpoint. */
+  id: number;
+  identity: number;
+  namespace: string;
+  podName: string;
+  /** "source:key=value". */
+  labels: readonly string[];
+}
+
+export interface EndpointResolver {
+  endpointByIp(ip: string): EndpointInfo | undefined;
+  /** Labels of a security identity (reserved, allocated or CIDR), if known. */
+  identityLabels(identity: number): readonly string[] | undefined;
+}
+
+export interface RecentEndpointsOptions {
+  /** How long a deleted endpoint still resolves. */
+  ttlMs?: number;
+  /** At most this many remembered endpoints (the oldest go first). */
+  maxEntries?: number;
+  now?: () => number;
+}
+
+/**
+ * A resolver that asks `live` first and, when it does not know an address, answers with what
+ * `live` said about it in the last `ttlMs` (or what endpointDeleted() recorded). A reused address
+ * resolves to its new owner as soon as `live` knows it.
+ */
+export class RecentEndpoints implements EndpointResolver {
+  private readonly seen = new Map<string, { info: EndpointInfo; at: number }>();
+  private readonly ttlMs: number;
+  private readonly maxEntries: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly live: EndpointResolver,
+    options: RecentEndpointsOptions = {},
+  ) {
+    this.ttlMs = options.ttlMs ?? 5 * 60_000;
+    this.maxEntries = options.maxEntries ?? 4096;
+    this.now = options.now ?? Date.now;
+  }
+
+  endpointByIp(ip: string): EndpointInfo | undefined {
+    const info = this.live.endpointByIp(ip);
+    if (info !== undefined) {
+      this.remember(ip, info);
+      return info;
+    }
+    const recent = this.seen.get(ip);
+    if (recent === undefined) return undefined;
+    if (this.now() - recent.at > this.ttlMs) {
+      this.seen.delete(ip);
+      return undefined;
+    }
+    return recent.info;
+  }
+
+  identityLabels(identity: number): readonly string[] | undefined {
+    return this.live.identityLabels(identity);
+  }
+
+  /** The agent reports a deletion so an endpoint never looked up before still resolves. */
+  endpointDeleted(ip: string, info: EndpointInfo): void {
+    this.remember(ip, info);
+  }
+
+  private remember(ip: string, info: EndpointInfo): void {
+    // Re-insert so Map order is least-recently-seen first.
+    this.seen.delete(ip);
+    this.seen.set(ip, { info, at: this.now() });
+    if (this.seen.size > this.maxEntries) this.seen.delete(this.seen.keys().next().value!);
+  }
+}

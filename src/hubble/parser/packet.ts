@@ -1,0 +1,112 @@
+/**
+ * Decodes the captured first bytes of a packet (Ethernet, IPv4 or IPv6 without extension
+ * headers, TCP/UDP/SCTP/ICMP) into flow fields. Truncated headers yield what could be read:
+ * a capture is at most 128 bytes and may be shorter.
+ */
+import { formatIpv4 } from "../../net/ipv4.ts";
+import { IPVersion, type Ethernet, type IP, type Layer4, type TCPFlags } from "../flow/types.ts";
+
+const ETH_LEN = 14;
+const ETH_P_IP = 0x0800;
+const ETH_P_IPV6 = 0x86dd;
+const IPPROTO_ICMP = 1;
+const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
+const IPPROTO_ICMPV6 = 58;
+const IPPROTO_SCTP = 132;
+const IPV6_HEADER_LEN = 40;
+
+export interface DecodedPacket {
+  ethernet?: Ethernet;
+  ip?: IP;
+  l4?: Layer4;
+}
+
+function mac(b: Uint8Array, off: number): string {
+  let s = "";
+  for (let i = 0; i < 6; i++) s += (i ? ":" : "") + b[off + i]!.toString(16).padStart(2, "0");
+  return s;
+}
+
+/** RFC 5952 text of a 16-byte address (lowercase, longest zero run of 2+ groups as "::"). */
+export function formatIpv6(b: Uint8Array, off: number): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push((b[off + 2 * i]! << 8) | b[off + 2 * i + 1]!);
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) [bestStart, bestLen] = [i, j - i];
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(":");
+  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLen).join(":")}`;
+}
+
+function tcpFlags(bits: number, ns: boolean): TCPFlags {
+  const f: TCPFlags = {};
+  if (bits & 0x01) f.FIN = true;
+  if (bits & 0x02) f.SYN = true;
+  if (bits & 0x04) f.RST = true;
+  if (bits & 0x08) f.PSH = true;
+  if (bits & 0x10) f.ACK = true;
+  if (bits & 0x20) f.URG = true;
+  if (bits & 0x40) f.ECE = true;
+  if (bits & 0x80) f.CWR = true;
+  if (ns) f.NS = true;
+  return f;
+}
+
+function decodeL4(b: Uint8Array, off: number, proto: number): Layer4 | undefined {
+  const left = b.length - off;
+  const ports = () => ({ source_port: (b[off]! << 8) | b[off + 1]!, destination_port: (b[off + 2]! << 8) | b[off + 3]! });
+  switch (proto) {
+    case IPPROTO_TCP:
+      if (left < 14) return left >= 4 ? { TCP: ports() } : undefined;
+      return { TCP: { ...ports(), flags: tcpFlags(b[off + 13]!, (b[off + 12]! & 0x01) !== 0) } };
+    case IPPROTO_UDP:
+      return left >= 4 ? { UDP: ports() } : undefined;
+    case IPPROTO_SCTP:
+      return left >= 4 ? { SCTP: ports() } : undefined;
+    case IPPROTO_ICMP:
+      return left >= 2 ? { ICMPv4: { type: b[off]!, code: b[off + 1]! } } : undefined;
+    case IPPROTO_ICMPV6:
+      return left >= 2 ? { ICMPv6: { type: b[off]!, code: b[off + 1]! } } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+function decodeIpv4(b: Uint8Array, off: number): Pick<DecodedPacket, "ip" | "l4"> {
+  if (b.length - off < 20 || b[off]! >> 4 !== 4) return {};
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const ip: IP = { source: formatIpv4(v.getUint32(off + 12)), destination: formatIpv4(v.getUint32(off + 16)), ipVersion: IPVersion.IPv4 };
+  const ihl = (b[off]! & 0x0f) * 4;
+  // Later fragments carry no L4 header.
+  const fragOffset = v.getUint16(off + 6) & 0x1fff;
+  if (ihl < 20 || fragOffset !== 0) return { ip };
+  const l4 = decodeL4(b, off + ihl, b[off + 9]!);
+  return l4 ? { ip, l4 } : { ip };
+}
+
+function decodeIpv6(b: Uint8Array, off: number): Pick<DecodedPacket, "ip" | "l4"> {
+  if (b.length - off < IPV6_HEADER_LEN || b[off]! >> 4 !== 6) return {};
+  const ip: IP = { source: formatIpv6(b, off + 8), destination: formatIpv6(b, off + 24), ipVersion: IPVersion.IPv6 };
+  const l4 = decodeL4(b, off + IPV6_HEADER_LEN, b[off + 6]!);
+  return l4 ? { ip, l4 } : { ip };
+}
+
+export function decodePacket(b: Uint8Array): DecodedPacket {
+  if (b.length < ETH_LEN) return {};
+  const ethernet = { source: mac(b, 6), destination: mac(b, 0) };
+  const etherType = (b[12]! << 8) | b[13]!;
+  if (etherType === ETH_P_IP) return { ethernet, ...decodeIpv4(b, ETH_LEN) };
+  if (etherType === ETH_P_IPV6) return { ethernet, ...decodeIpv6(b, ETH_LEN) };
+  return { ethernet };
+}

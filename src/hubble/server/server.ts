@@ -1,0 +1,62 @@
+/**
+ * The Hubble server of one node: observer.Observer and grpc.health.v1 on a unix socket
+ * (/var/run/cilium/hubble.sock) and/or TCP (:4244), plaintext.
+ */
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { rmSync } from "node:fs";
+import { grpcServiceDefinition } from "../proto/grpc.ts";
+import { healthImplementation } from "./health.ts";
+import { Observer, type ObserverOptions } from "./observer.ts";
+
+export interface HubbleServerOptions extends ObserverOptions {
+  /** Path of the unix socket; a stale socket file there is removed first. */
+  socketPath?: string;
+  /** "host:port" for TCP, e.g. ":4244" (all addresses) or "127.0.0.1:4244". */
+  listenAddress?: string;
+}
+
+export interface HubbleServer {
+  /** The TCP port actually bound (useful with port 0), if TCP was asked for. */
+  tcpPort?: number;
+  stop(): Promise<void>;
+}
+
+function tcpTarget(address: string): string {
+  // grpc-js wants a host; ":4244" means every address, as in Go.
+  return address.startsWith(":") ? `0.0.0.0${address}` : address;
+}
+
+function bind(server: Server, target: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(target, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+  });
+}
+
+export async function startHubbleServer(opts: HubbleServerOptions): Promise<HubbleServer> {
+  if (!opts.socketPath && !opts.listenAddress) throw new Error("the Hubble server needs a unix socket path or a TCP address");
+  const server = new Server();
+  server.addService(grpcServiceDefinition("observer.Observer"), new Observer(opts).implementation());
+  server.addService(grpcServiceDefinition("grpc.health.v1.Health"), healthImplementation());
+  try {
+    if (opts.socketPath) {
+      rmSync(opts.socketPath, { force: true });
+      await bind(server, `unix:${opts.socketPath}`);
+    }
+    const tcpPort = opts.listenAddress ? await bind(server, tcpTarget(opts.listenAddress)) : undefined;
+    return {
+      ...(tcpPort !== undefined ? { tcpPort } : {}),
+      stop: () =>
+        new Promise<void>((resolve) => {
+          // Followers never end on their own: give in-flight calls a moment, then cut them.
+          const timer = setTimeout(() => server.forceShutdown(), 1000);
+          server.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        }),
+    };
+  } catch (err) {
+    server.forceShutdown();
+    throw err;
+  }
+}
