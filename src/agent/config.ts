@@ -28,7 +28,21 @@ export interface AgentConfig {
   enableIpv4Masquerade: boolean;
   /** Native devices for masquerading; empty: the datapath uses the default route's device. */
   devices: string[];
+  /** --enable-policy: when endpoints are in default deny (src/policy/resolve.ts). */
+  enablePolicy: EnforcementMode;
+  /** --allow-localhost: whether the local host may always reach local endpoints. */
+  allowLocalhost: AllowLocalhost;
+  /** --bpf-policy-map-max: entries the policy map may hold, all endpoints together (undefined: the whole map). */
+  policyMapMax?: number;
   configDir?: string;
+}
+
+export type EnforcementMode = "default" | "always" | "never";
+export type AllowLocalhost = "auto" | "always" | "policy";
+
+/** Whether host -> endpoint traffic bypasses ingress policy. "auto" is "policy" outside Kubernetes (upstream). */
+export function allowsLocalhost(mode: AllowLocalhost): boolean {
+  return mode === "always";
 }
 
 /** Where a value can come from, strongest first. */
@@ -159,6 +173,30 @@ export const AGENT_OPTIONS = {
     },
     fallback: () => [],
   }),
+  "enable-policy": option<EnforcementMode>({
+    description: "Policy enforcement: default (endpoints selected by a rule with default deny), always (every endpoint), never",
+    parse: (text) => {
+      const value = String(text).trim();
+      return value === "default" || value === "always" || value === "never" ? { value } : { problem: "must be default, always or never" };
+    },
+    fallback: () => "default",
+  }),
+  "allow-localhost": option<AllowLocalhost>({
+    description: "Local host to endpoint traffic: always (allowed whatever the policy), policy (subject to policy, as the host entity), auto (policy outside Kubernetes)",
+    parse: (text) => {
+      const value = String(text).trim();
+      return value === "auto" || value === "always" || value === "policy" ? { value } : { problem: "must be auto, always or policy" };
+    },
+    fallback: () => "auto",
+  }),
+  "bpf-policy-map-max": option<number>({
+    description: "Entries the policy map may hold for all endpoints together (default 0: the whole map); a policy that does not fit fails closed",
+    parse: (text) => {
+      const value = String(text).trim();
+      return /^\d{1,9}$/.test(value) ? { value: Number(value) } : { problem: "must be a non-negative integer" };
+    },
+    fallback: () => 0,
+  }),
 } as const;
 
 export type AgentOptionName = keyof typeof AGENT_OPTIONS;
@@ -195,7 +233,10 @@ export function resolveAgentConfig(sources: ConfigSources, host: HostFacts): Age
     mtu: values.mtu as number,
     enableIpv4Masquerade: values["enable-ipv4-masquerade"] as boolean,
     devices: values.devices as string[],
+    enablePolicy: values["enable-policy"] as EnforcementMode,
+    allowLocalhost: values["allow-localhost"] as AllowLocalhost,
   };
+  if ((values["bpf-policy-map-max"] as number) > 0) config.policyMapMax = values["bpf-policy-map-max"] as number;
   if (sources.configDir) config.configDir = sources.configDir.path;
   return config;
 }
@@ -212,6 +253,9 @@ export function configByOption(config: AgentConfig): Record<string, OptionValue>
     mtu: config.mtu,
     "enable-ipv4-masquerade": config.enableIpv4Masquerade,
     devices: config.devices,
+    "enable-policy": config.enablePolicy,
+    "allow-localhost": config.allowLocalhost,
+    "bpf-policy-map-max": config.policyMapMax ?? 0,
   };
   if (config.configDir !== undefined) options[CONFIG_DIR_OPTION] = config.configDir;
   return options;

@@ -1,7 +1,9 @@
 /**
- * The agent daemon: configuration -> datapath start -> IPAM restore -> endpoint restore -> API.
- * The API comes last so that no request sees a half-restored agent. Stopping closes the API and
- * releases the datapath's handles, never its state: pods keep working while the agent is down.
+ * The agent daemon: configuration -> datapath start -> IPAM restore -> identities and policy
+ * restore -> endpoint restore (same identities, policy re-applied) -> API. The API comes last so
+ * that no request sees a half-restored agent. Stopping closes the API and releases the
+ * datapath's handles, never its state: pods keep working, and policy keeps being enforced, while
+ * the agent is down.
  */
 import { logger as defaultLogger, type Logger } from "../logging/index.ts";
 import { ApiLatencyHistogram } from "./api/metrics.ts";
@@ -9,11 +11,15 @@ import { Router } from "./api/router.ts";
 import { addDaemonRoutes } from "./api/routes/daemon.ts";
 import { addEndpointRoutes } from "./api/routes/endpoint.ts";
 import { addIpamRoutes } from "./api/routes/ipam.ts";
+import { addPolicyRoutes } from "./api/routes/policy.ts";
 import { startApiServer } from "./api/server.ts";
-import type { AgentConfig } from "./config.ts";
+import { allowsLocalhost, type AgentConfig } from "./config.ts";
 import type { EndpointDatapath } from "./endpoint/datapath.ts";
 import { EndpointManager } from "./endpoint/manager.ts";
+import { Serial } from "./endpoint/serial.ts";
 import { EndpointStore } from "./endpoint/store.ts";
+import { EmbeddedIdentityBackend } from "../kvstore/index.ts";
+import { PolicyManager } from "./policy/manager.ts";
 import { HealthProblems } from "./health.ts";
 import { parseCidr } from "../net/ipv4.ts";
 import { Ipam } from "./ipam/index.ts";
@@ -30,6 +36,7 @@ export interface Daemon {
   readonly config: AgentConfig;
   readonly ipam: Ipam;
   readonly endpoints: EndpointManager;
+  readonly policy: PolicyManager;
   readonly health: HealthProblems;
   /** API request latency, for the metrics exporter. */
   readonly apiLatency: ApiLatencyHistogram;
@@ -43,14 +50,28 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
   const ipam = Ipam.open(parseCidr(config.ipv4Range), config.stateDir);
   const health = new HealthProblems();
   try {
+    const identityBackend = EmbeddedIdentityBackend.open(config.stateDir);
     await datapath.start(config);
-    const endpoints = new EndpointManager({ ipam, datapath, store: new EndpointStore(config.stateDir), health, log: logger("endpoint-manager") });
+    const serial = new Serial();
+    const policy = new PolicyManager({
+      datapath,
+      stateDir: config.stateDir,
+      enforcement: config.enablePolicy,
+      allowLocalhost: allowsLocalhost(config.allowLocalhost),
+      identityBackend,
+      serial,
+      log: logger("policy"),
+    });
+    await policy.start();
+    const endpoints = new EndpointManager({ ipam, datapath, store: new EndpointStore(config.stateDir), health, log: logger("endpoint-manager"), policy, serial });
     await endpoints.restore();
+    await policy.finishRestore();
 
     const router = new Router();
-    addDaemonRoutes(router, { config, status: () => collectStatus({ config, ipam, endpoints, datapath, health }) });
+    addDaemonRoutes(router, { config, status: () => collectStatus({ config, ipam, endpoints, datapath, health, policy }) });
     addEndpointRoutes(router, endpoints);
     addIpamRoutes(router, { config, ipam, endpoints });
+    addPolicyRoutes(router, { policy, endpoints });
     const apiLatency = new ApiLatencyHistogram();
     const api = await startApiServer({ socketPath: config.socketPath, socketGid: config.socketGid, router, metrics: apiLatency, log: logger("api") });
 
@@ -59,6 +80,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
       config,
       ipam,
       endpoints,
+      policy,
       health,
       apiLatency,
       stop: () =>

@@ -7,10 +7,10 @@ import { release } from "node:os";
 import { NodeDatapath, type EndpointAttachment } from "../datapath/node.ts";
 import type { Endpoint } from "./api/types.ts";
 import type { AgentConfig } from "./config.ts";
-import { EndpointGoneError, type EndpointDatapath } from "./endpoint/datapath.ts";
+import { EndpointGoneError, type ApplyOptions, type DatapathPolicy, type EndpointDatapath, type IpcacheEntry } from "./endpoint/datapath.ts";
 
-function attachment(endpoint: Endpoint): EndpointAttachment {
-  return {
+function attachment(endpoint: Endpoint, options: ApplyOptions = {}): EndpointAttachment {
+  const target: EndpointAttachment = {
     id: endpoint.id,
     ipv4: endpoint.addressing.ipv4,
     ifname: endpoint["interface-name"],
@@ -18,6 +18,8 @@ function attachment(endpoint: Endpoint): EndpointAttachment {
     mac: endpoint.mac,
     identity: endpoint.identity ?? 0,
   };
+  if (options.policyEnforcement) target.policyEnforcement = { ...options.policyEnforcement };
+  return target;
 }
 
 export class LinuxDatapath implements EndpointDatapath {
@@ -29,17 +31,29 @@ export class LinuxDatapath implements EndpointDatapath {
   }
 
   async start(config: AgentConfig): Promise<void> {
-    this.node = NodeDatapath.start({
+    try {
+      this.node = this.startNode(config);
+    } catch (error) {
+      // The datapath names its own option; the operator set --bpf-policy-map-max.
+      const message = (error as Error).message;
+      if (config.policyMapMax !== undefined && message.startsWith("policyMaxEntries")) throw new Error(`--bpf-policy-map-max ${config.policyMapMax}: ${message}`);
+      throw error;
+    }
+  }
+
+  private startNode(config: AgentConfig): NodeDatapath {
+    return NodeDatapath.start({
       bpfRoot: config.bpfRoot,
       podCidr: config.ipv4Range,
       mtu: config.mtu,
       masquerade: config.enableIpv4Masquerade,
       devices: config.devices,
+      ...(config.policyMapMax === undefined ? {} : { policyMaxEntries: config.policyMapMax }),
     });
   }
 
-  async applyEndpoint(endpoint: Endpoint): Promise<void> {
-    const target = attachment(endpoint);
+  async applyEndpoint(endpoint: Endpoint, options: ApplyOptions = {}): Promise<void> {
+    const target = attachment(endpoint, options);
     const netnsPath = endpoint["netns-path"];
     if (netnsPath && !existsSync(netnsPath)) {
       throw new EndpointGoneError(`endpoint ${endpoint.id}: network namespace ${netnsPath} no longer exists`);
@@ -55,7 +69,23 @@ export class LinuxDatapath implements EndpointDatapath {
   }
 
   async removeStaleEndpoints(live: readonly Endpoint[]): Promise<string[]> {
-    return this.started.removeStale(live.map(attachment));
+    return this.started.removeStale(live.map((endpoint) => attachment(endpoint)));
+  }
+
+  async setEndpointPolicy(endpointId: number, policy: DatapathPolicy): Promise<void> {
+    this.started.setEndpointPolicy(endpointId, policy);
+  }
+
+  async upsertIpcache(cidr: string, identity: number): Promise<void> {
+    this.started.upsertIpcache(cidr, identity);
+  }
+
+  async deleteIpcache(cidr: string): Promise<void> {
+    this.started.deleteIpcache(cidr);
+  }
+
+  async listIpcache(): Promise<IpcacheEntry[]> {
+    return this.started.listIpcache();
   }
 
   async status(): Promise<Record<string, unknown>> {

@@ -9,6 +9,10 @@ export class HealthProblems {
     this.problems.set(subject, message);
   }
 
+  has(subject: string): boolean {
+    return this.problems.has(subject);
+  }
+
   clear(subject: string): void {
     this.problems.delete(subject);
   }

@@ -8,6 +8,7 @@ import type { EndpointManager } from "./endpoint/manager.ts";
 import { errorMessage } from "./errors.ts";
 import type { HealthProblems } from "./health.ts";
 import type { Ipam } from "./ipam/index.ts";
+import type { PolicyManager } from "./policy/manager.ts";
 
 export interface StatusSources {
   config: AgentConfig;
@@ -15,9 +16,10 @@ export interface StatusSources {
   endpoints: EndpointManager;
   datapath: EndpointDatapath;
   health: HealthProblems;
+  policy?: PolicyManager;
 }
 
-export async function collectStatus({ config, ipam, endpoints, datapath, health }: StatusSources): Promise<StatusResponse> {
+export async function collectStatus({ config, ipam, endpoints, datapath, health, policy }: StatusSources): Promise<StatusResponse> {
   const datapathStatus = await datapath.status().then(
     (details) => ({ state: "Ok" as const, msg: "", details }),
     (error) => ({ state: "Failure" as const, msg: `the datapath cannot report its status: ${errorMessage(error)}`, details: {} }),
@@ -40,6 +42,7 @@ export async function collectStatus({ config, ipam, endpoints, datapath, health 
       allocations,
     },
     endpoints: { total: Object.values(byState).reduce((sum, ids) => sum + ids.length, 0), "by-state": byState },
+    ...(policy ? { policy: { revision: policy.revision, rules: policy.ruleCount, enforcement: policy.enforcement } } : {}),
     problems,
   };
 }

@@ -29,9 +29,27 @@ const endpointList = defineCommand({
   },
 });
 
+const policyGet = defineCommand({
+  meta: { name: "get", description: "An endpoint's policy entries and enforcement, as the kernel holds them" },
+  args: { id: { type: "positional", required: true, description: "Numeric endpoint ID" }, ...bpfRootArg },
+  async run({ args }) {
+    try {
+      if (!/^\d+$/.test(args.id)) throw new Error(`endpoint ID ${JSON.stringify(args.id)}: must be a number`);
+      const [{ readPinnedPolicy }, { formatBpfPolicy }] = await Promise.all([import("../datapath/pinned.ts"), import("../agent/cli/policy-format.ts")]);
+      const policy = readPinnedPolicy(args["bpf-root"], Number(args.id));
+      if (args.output === "json") console.log(JSON.stringify(policy, null, 2));
+      else process.stdout.write(formatBpfPolicy(Number(args.id), policy));
+    } catch (error) {
+      console.error(`cannot read the policy of endpoint ${args.id}: ${(error as Error).message}`);
+      process.exitCode = 1;
+    }
+  },
+});
+
 export default defineCommand({
   meta: { name: "bpf", description: "Direct access to local BPF maps" },
   subCommands: {
     endpoint: defineCommand({ meta: { name: "endpoint", description: "Local endpoint map" }, subCommands: { list: endpointList } }),
+    policy: defineCommand({ meta: { name: "policy", description: "Local policy map" }, subCommands: { get: policyGet } }),
   },
 });

@@ -1,6 +1,7 @@
 import { defineCommand } from "citty";
 import { agentClient, hostArg, outputArg, outputFormat, runCliAction } from "../agent/cli/connection.ts";
 import { formatEndpointList } from "../agent/cli/endpoint-format.ts";
+import { repeatedFlag } from "../agent/cli/policy-format.ts";
 
 const list = defineCommand({
   meta: { name: "list", alias: "ls", description: "List all endpoints" },
@@ -40,7 +41,34 @@ const get = defineCommand({
     ),
 });
 
+const labels = defineCommand({
+  meta: { name: "labels", description: "Add or delete labels of an endpoint: its identity and policy follow" },
+  args: {
+    id: { type: "positional", required: true, description: "Endpoint: numeric ID or reference (pod-name:<ns>/<pod>, ...)" },
+    add: { type: "string", alias: "a", description: "Label to add, source:key=value (repeatable)" },
+    delete: { type: "string", alias: "d", description: "Label to delete: source:key, key, or source:key=value (repeatable)" },
+    host: hostArg,
+    output: outputArg,
+  },
+  run: ({ args, rawArgs }) =>
+    runCliAction(
+      async () => {
+        const format = outputFormat(args.output);
+        const add = repeatedFlag(rawArgs, ["-a", "--add"]);
+        const remove = repeatedFlag(rawArgs, ["-d", "--delete"]);
+        if (add.length === 0 && remove.length === 0) throw new Error("give labels to --add or --delete");
+        const endpoint = await agentClient(args.host).patchEndpointLabels(args.id, { add, delete: remove });
+        if (format === "json") console.log(JSON.stringify(endpoint, null, 2));
+        else {
+          console.log(`Endpoint ${endpoint.id}: identity ${endpoint.identity ?? "none"}, ${endpoint.state}`);
+          for (const label of endpoint.labels) console.log(`  ${label}`);
+        }
+      },
+      () => `cannot change the labels of endpoint ${args.id}`,
+    ),
+});
+
 export default defineCommand({
   meta: { name: "endpoint", description: "Manage endpoints" },
-  subCommands: { list, get },
+  subCommands: { list, get, labels },
 });

@@ -16,6 +16,8 @@ export default defineCommand({
     cni: lazy(() => import("./cni.ts")),
     endpoint: lazy(() => import("./endpoint.ts")),
     hubble: lazy(() => import("./hubble.ts")),
+    identity: lazy(() => import("./identity.ts")),
+    policy: lazy(() => import("./policy.ts")),
     status: lazy(() => import("./status.ts")),
     version: lazy(() => import("./version.ts")),
   },

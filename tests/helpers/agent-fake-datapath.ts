@@ -1,20 +1,55 @@
 /**
- * A recording stand-in for the agent's datapath: remembers every call and what is "programmed",
- * and can be told to fail a call or to find an endpoint's interface gone.
+ * A recording stand-in for the agent's datapath: remembers every call and what is "programmed"
+ * (endpoints, each endpoint's policy, the ipcache), and can be told to fail a call, to find an
+ * endpoint's interface gone, or to hold only so many policy entries.
  */
 import { appendFileSync } from "node:fs";
 import type { Endpoint } from "../../src/agent/api/types.ts";
 import type { AgentConfig } from "../../src/agent/config.ts";
-import { EndpointGoneError, type EndpointDatapath } from "../../src/agent/endpoint/datapath.ts";
+import {
+  EndpointGoneError,
+  type ApplyOptions,
+  type DatapathPolicy,
+  type EndpointDatapath,
+  type IpcacheEntry,
+  type PolicyEnforcement,
+  type PolicyRule,
+} from "../../src/agent/endpoint/datapath.ts";
 import type { Logger } from "../../src/logging/index.ts";
 
-export type DatapathCall = "start" | "applyEndpoint" | "removeEndpoint" | "removeStaleEndpoints" | "status" | "stop";
+export type DatapathCall =
+  | "start"
+  | "applyEndpoint"
+  | "removeEndpoint"
+  | "removeStaleEndpoints"
+  | "status"
+  | "stop"
+  | "setEndpointPolicy"
+  | "upsertIpcache"
+  | "deleteIpcache"
+  | "listIpcache";
+
+const POLICY_CALLS = new Set<DatapathCall>(["setEndpointPolicy", "upsertIpcache", "deleteIpcache", "listIpcache"]);
+
+const ruleKey = (r: PolicyRule) => `${r.direction}:${r.identity}:${r.protocol}:${r.port}/${r.prefixLength}`;
 
 export class RecordingDatapath implements EndpointDatapath {
-  /** "applyEndpoint 3", "stop", ... in call order. */
+  /** Endpoint calls: "applyEndpoint 3", "stop", ... in call order (policy and ipcache calls are in `sequence`). */
   readonly calls: string[] = [];
+  /** Every call, policy and ipcache ones included: "setEndpointPolicy 3", "upsertIpcache 10.0.0.2/32 256", "applyEndpoint 3". */
+  readonly sequence: string[] = [];
   /** What is programmed now, by endpoint id. */
   readonly programmed = new Map<number, Endpoint>();
+  /** The enforcement each endpoint was last applied with (undefined: applied without). */
+  readonly appliedEnforcement = new Map<number, PolicyEnforcement | undefined>();
+  /** Each endpoint's policy as "the kernel" holds it. */
+  readonly policies = new Map<number, DatapathPolicy>();
+  /** Every policy written, in order (what setEndpointPolicy was asked). */
+  readonly written: { endpointId: number; policy: DatapathPolicy }[] = [];
+  /** The ipcache: prefix -> identity. */
+  readonly ipcache = new Map<string, number>();
+  /** When set, the most policy entries all endpoints together may hold (as --bpf-policy-map-max). */
+  policyLimit: number | undefined;
   /** A call listed here throws this message instead of working. */
   readonly failures = new Map<DatapathCall, string>();
   /** Host interface names whose interface has vanished. */
@@ -32,8 +67,9 @@ export class RecordingDatapath implements EndpointDatapath {
     this.record("start", config.nodeName);
   }
 
-  async applyEndpoint(endpoint: Endpoint): Promise<void> {
+  async applyEndpoint(endpoint: Endpoint, options: ApplyOptions = {}): Promise<void> {
     this.record("applyEndpoint", endpoint.id);
+    this.appliedEnforcement.set(endpoint.id, options.policyEnforcement && { ...options.policyEnforcement });
     if (this.goneInterfaces.has(endpoint["interface-name"])) throw new EndpointGoneError(`host interface ${endpoint["interface-name"]} no longer exists`);
     // A partial apply, as a real failure might leave: the manager must roll it back.
     this.programmed.set(endpoint.id, endpoint);
@@ -44,6 +80,7 @@ export class RecordingDatapath implements EndpointDatapath {
     this.record("removeEndpoint", endpoint.id);
     this.failIfTold("removeEndpoint");
     this.programmed.delete(endpoint.id);
+    this.policies.delete(endpoint.id);
   }
 
   async removeStaleEndpoints(live: readonly Endpoint[]): Promise<string[]> {
@@ -51,7 +88,46 @@ export class RecordingDatapath implements EndpointDatapath {
     const keep = new Set(live.map((endpoint) => endpoint.id));
     const removed = [...this.strays].filter((id) => !keep.has(id));
     for (const id of removed) this.strays.delete(id);
-    return removed.map((id) => `lxc entry of endpoint ${id}`);
+    const stalePolicies = [...this.policies.keys()].filter((id) => !keep.has(id));
+    for (const id of stalePolicies) this.policies.delete(id);
+    return [...removed.map((id) => `lxc entry of endpoint ${id}`), ...stalePolicies.map((id) => `policy entries of endpoint ${id}`)];
+  }
+
+  /**
+   * As the real one: enforcement as asked, then the entries; when they do not fit under
+   * policyLimit it fails closed (the desired denies and the allows the endpoint already had that
+   * are still wanted) and throws.
+   */
+  async setEndpointPolicy(endpointId: number, policy: DatapathPolicy): Promise<void> {
+    this.record("setEndpointPolicy", endpointId);
+    this.failIfTold("setEndpointPolicy");
+    const others = [...this.policies].filter(([id]) => id !== endpointId).reduce((n, [, p]) => n + p.entries.length, 0);
+    const desired = policy.entries.map((e) => ({ ...e }));
+    this.written.push({ endpointId, policy: { ...policy, entries: policy.entries.map((e) => ({ ...e })) } });
+    if (this.policyLimit !== undefined && others + desired.length > this.policyLimit) {
+      const had = new Set((this.policies.get(endpointId)?.entries ?? []).filter((e) => !e.deny).map(ruleKey));
+      const kept = desired.filter((e) => e.deny || had.has(ruleKey(e)));
+      this.policies.set(endpointId, { ingressEnforced: policy.ingressEnforced, egressEnforced: policy.egressEnforced, entries: kept });
+      throw new Error(`endpoint ${endpointId}: cilium_policy cannot hold its policy: it needs ${desired.length} entries, other endpoints hold ${others}, the limit is ${this.policyLimit}`);
+    }
+    this.policies.set(endpointId, { ingressEnforced: policy.ingressEnforced, egressEnforced: policy.egressEnforced, entries: desired });
+  }
+
+  async upsertIpcache(cidr: string, identity: number): Promise<void> {
+    this.record("upsertIpcache", `${cidr} ${identity}`);
+    this.failIfTold("upsertIpcache");
+    this.ipcache.set(cidr, identity);
+  }
+
+  async deleteIpcache(cidr: string): Promise<void> {
+    this.record("deleteIpcache", cidr);
+    this.failIfTold("deleteIpcache");
+    this.ipcache.delete(cidr);
+  }
+
+  async listIpcache(): Promise<IpcacheEntry[]> {
+    this.failIfTold("listIpcache");
+    return [...this.ipcache].map(([cidr, identity]) => ({ cidr, identity }));
   }
 
   async status(): Promise<Record<string, unknown>> {
@@ -67,8 +143,15 @@ export class RecordingDatapath implements EndpointDatapath {
     return this.calls.filter((call) => call.split(" ")[0] === method);
   }
 
+  /** The ipcache as a sorted list of "prefix identity". */
+  ipcacheEntries(): string[] {
+    return [...this.ipcache].map(([cidr, id]) => `${cidr} ${id}`).sort();
+  }
+
   private record(method: DatapathCall, detail?: unknown): void {
     const call = detail === undefined ? method : `${method} ${detail}`;
+    this.sequence.push(call);
+    if (POLICY_CALLS.has(method)) return;
     this.calls.push(call);
     if (this.journal) appendFileSync(this.journal, `${call}\n`);
   }

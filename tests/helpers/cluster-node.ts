@@ -9,7 +9,7 @@
 import type { Subprocess } from "bun";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { run, TestNamespaces } from "./netns.ts";
+import { run, TestNamespaces, type CommandResult } from "./netns.ts";
 
 export const CILIUM = join(import.meta.dir, "../../dist/cilium");
 
@@ -174,16 +174,21 @@ export class TestNode {
     return { exitCode: result.exitCode ?? -1, json, stdout, stderr: result.stderr.toString() };
   }
 
-  /** A pod: its own namespace, attached through CNI ADD. */
-  addPod(name: string, namespace = "default"): Pod {
+  /**
+   * A pod: its own namespace, attached through CNI ADD. `labels` go in the network config's
+   * args.cni.labels (the CNI convention), which the plugin passes as source "unspec".
+   */
+  addPod(name: string, namespace = "default", labels: Record<string, string> = {}): Pod {
     const netns = this.namespaces.create(`${this.options.name}-${name}`);
     const containerId = `${this.namespaces.prefix}${this.options.name}${name}`;
+    const entries = Object.entries(labels).map(([key, value]) => ({ key, value }));
     const outcome = this.cni({
       command: "ADD",
       containerId,
       netns: `/var/run/netns/${netns}`,
       ifname: "eth0",
       args: `K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${name}`,
+      ...(entries.length > 0 ? { config: this.networkConfig({ args: { cni: { labels: entries } } }) } : {}),
     });
     if (outcome.exitCode !== 0) throw new Error(`CNI ADD of ${name} failed: ${outcome.stdout} ${outcome.stderr}`);
     const ip = String(outcome.json!.ips[0].address).split("/")[0]!;
@@ -192,6 +197,12 @@ export class TestNode {
 
   delPod(pod: Pod): CniOutcome {
     return this.cni({ command: "DEL", containerId: pod.containerId, netns: `/var/run/netns/${pod.netns}`, ifname: "eth0" });
+  }
+
+  /** The real CLI against this node's agent (`-H unix://...` added); throws unless it exits 0, when `check`. */
+  cilium(args: string[], options: { stdin?: string; check?: boolean } = {}): CommandResult {
+    const result = run([CILIUM, ...args, "-H", `unix://${this.socketPath}`], { stdin: options.stdin, allowFailure: options.check === false, timeoutMs: 30_000 });
+    return result;
   }
 
   /** Host-side interfaces of pods in the node namespace. */

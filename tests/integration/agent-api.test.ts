@@ -253,7 +253,7 @@ describe("endpoint routes", () => {
     const rows = list.stdout.split("\n").map((line) => line.trimEnd());
     expect(rows[0]).toMatch(/^ENDPOINT\s+POLICY \(ingress\)\s+POLICY \(egress\)\s+IDENTITY\s+LABELS \(source:key\[=value\]\)\s+IPv6\s+IPv4\s+STATUS$/);
     expect(rows[1]).toMatch(/^\s+ENFORCEMENT\s+ENFORCEMENT$/);
-    expect(rows[2]).toMatch(new RegExp(`^1\\s+Disabled\\s+Disabled\\s+<no label id>\\s+k8s:app=web\\s+${ip.replaceAll(".", "\\.")}\\s+ready$`));
+    expect(rows[2]).toMatch(new RegExp(`^1\\s+Disabled\\s+Disabled\\s+256\\s+k8s:app=web\\s+${ip.replaceAll(".", "\\.")}\\s+ready$`));
     expect(rows[3]).toMatch(/^\s+k8s:io\.kubernetes\.pod\.namespace=default$/);
     expect(JSON.parse((await cli(["endpoint", "list", "-o", "json", "-H", host])).stdout)[0].id).toBe(1);
 

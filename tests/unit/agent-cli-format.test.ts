@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import type { Endpoint, StatusResponse } from "../../src/agent/api/types.ts";
 import { formatEndpointList } from "../../src/agent/cli/endpoint-format.ts";
+import { formatBpfPolicy, formatIdentities, formatPortProtocol, formatTrace, parseDuration, repeatedFlag } from "../../src/agent/cli/policy-format.ts";
 import { formatStatus } from "../../src/agent/cli/status-format.ts";
 import { tabwrite } from "../../src/agent/cli/tabwriter.ts";
 
@@ -105,5 +106,88 @@ describe("cilium endpoint list", () => {
   test("without headers; an identity when there is one", () => {
     const text = formatEndpointList([{ ...endpoint(1, ["reserved:host"], "10.200.0.9", "ready"), identity: 1 }], { headers: false });
     expect(lines(text)).toEqual(["1    Disabled   Disabled   1    reserved:host        10.200.0.9   ready", ""]);
+  });
+});
+
+describe("policy, identity and bpf policy output", () => {
+
+  test("identity list: ID and LABELS, one label per line", () => {
+    expect(lines(formatIdentities([{ id: 1, labels: ["reserved:host"] }, { id: 256, labels: ["k8s:app=web", "k8s:io.kubernetes.pod.namespace=shop"] }]))).toEqual([
+      "ID    LABELS",
+      "1     reserved:host",
+      "256   k8s:app=web",
+      "      k8s:io.kubernetes.pod.namespace=shop",
+      "",
+    ]);
+  });
+
+  test("bpf policy get: enforcement, then one row per entry", () => {
+    const text = formatBpfPolicy(3, {
+      endpointFound: true,
+      ingressEnforced: true,
+      egressEnforced: false,
+      entries: [
+        { direction: "ingress", identity: 0, protocol: 0, port: 0, prefixLength: 0, deny: false },
+        { direction: "ingress", identity: 256, protocol: 6, port: 8000, prefixLength: 13, deny: true },
+        { direction: "egress", identity: 2, protocol: 17, port: 0, prefixLength: 0, deny: false },
+      ],
+    });
+    expect(lines(text)).toEqual([
+      "Endpoint 3",
+      "Ingress policy enforcement: Enabled",
+      "Egress policy enforcement:  Disabled",
+      "POLICY   DIRECTION   IDENTITY             PORT/PROTO      PREFIX",
+      "Allow    Ingress     0 (any)              ANY             0",
+      "Deny     Ingress     256                  8000-8007/TCP   21",
+      "Allow    Egress      2 (reserved:world)   ANY/UDP         8",
+      "",
+    ]);
+    expect(formatBpfPolicy(4, { endpointFound: false, ingressEnforced: false, egressEnforced: false, entries: [] })).toBe(
+      "Endpoint 4 (no endpoint map entry)\nIngress policy enforcement: Disabled\nEgress policy enforcement:  Disabled\nNo policy entries\n",
+    );
+    expect(formatPortProtocol({ protocol: 1, port: 8, prefixLength: 16 })).toBe("8/ICMP");
+  });
+
+  test("trace: both directions, the deciding rules, the final verdict", () => {
+    const direction = (d: "ingress" | "egress", verdict: "allowed" | "denied", reason: string, deciding: string[]) => ({
+      direction: d,
+      verdict,
+      reason,
+      enforced: d === "ingress",
+      "selecting-rules": d === "ingress" ? ["shop/db"] : [],
+      "deciding-rules": deciding,
+    });
+    const text = formatTrace({
+      verdict: "allowed",
+      from: ["k8s:app=web"],
+      to: ["k8s:app=db"],
+      protocol: "TCP",
+      dport: 5432,
+      egress: direction("egress", "allowed", "allowed: egress policy is not enforced", []),
+      ingress: direction("ingress", "allowed", "allowed by rule shop/db", ["shop/db"]),
+    });
+    expect(text.split("\n")).toEqual([
+      "----------------------------------------------------------------",
+      "Tracing From: [k8s:app=web] => To: [k8s:app=db] Ports: [5432/TCP]",
+      "",
+      "Egress of the source: ALLOWED",
+      "  allowed: egress policy is not enforced",
+      "  enforced: no; rules selecting the source: none",
+      "",
+      "Ingress of the destination: ALLOWED",
+      "  allowed by rule shop/db",
+      "  enforced: yes; rules selecting the destination: shop/db",
+      "  deciding rules: shop/db",
+      "",
+      "Final verdict: ALLOWED",
+      "",
+    ]);
+  });
+
+  test("repeated flags and durations", () => {
+    expect(repeatedFlag(["-s", "a=1", "--src=b=2,c=3", "-d", "x", "--", "-s", "no"], ["-s", "--src"])).toEqual(["a=1", "b=2", "c=3"]);
+    expect(() => repeatedFlag(["-s"], ["-s"])).toThrow("-s needs a value");
+    expect([parseDuration("30s", "--t"), parseDuration("250ms", "--t"), parseDuration("2m", "--t"), parseDuration("5", "--t")]).toEqual([30_000, 250, 120_000, 5000]);
+    expect(() => parseDuration("soon", "--max-wait-time")).toThrow('--max-wait-time "soon": expected a duration such as 30s, 500ms or 2m');
   });
 });

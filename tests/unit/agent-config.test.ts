@@ -40,6 +40,8 @@ describe("defaults", () => {
       mtu: 1500,
       enableIpv4Masquerade: true,
       devices: [],
+      enablePolicy: "default",
+      allowLocalhost: "auto",
     });
   });
 
@@ -105,6 +107,18 @@ describe("validation names the option, the value and the problem", () => {
       '--mtu "huge" (from /etc/cilium/mtu): must be an integer from 68 to 65535',
       '--devices "eth0,bad/name" (from CILIUM_DEVICES): "bad/name" is not a valid interface name',
     ]);
+  });
+
+  test("policy options: --enable-policy, --allow-localhost, --bpf-policy-map-max", () => {
+    expect(problemsOf({ flags: { "ipv4-range": "10.0.0.0/24", "enable-policy": "sometimes" }, configDir: { path: "/etc/cilium", values: { "allow-localhost": "maybe" } } })).toEqual([
+      '--enable-policy "sometimes": must be default, always or never',
+      '--allow-localhost "maybe" (from /etc/cilium/allow-localhost): must be auto, always or policy',
+    ]);
+    expect(problemsOf({ flags: { "ipv4-range": "10.0.0.0/24", "bpf-policy-map-max": "-1" } })).toEqual(['--bpf-policy-map-max "-1": must be a non-negative integer']);
+    const config = resolve({ configDir: { path: "/etc/cilium", values: { "enable-policy": "always\n", "bpf-policy-map-max": "4096" } }, env: { CILIUM_ALLOW_LOCALHOST: "always" } });
+    expect([config.enablePolicy, config.allowLocalhost, config.policyMapMax]).toEqual(["always", "always", 4096]);
+    expect(configByOption(config)).toMatchObject({ "enable-policy": "always", "allow-localhost": "always", "bpf-policy-map-max": 4096 });
+    expect(resolve({ flags: { "enable-policy": "never" } }).enablePolicy).toBe("never");
   });
 
   test("booleans and node names", () => {

@@ -3,9 +3,12 @@ import type { z } from "zod";
 import { AgentError } from "../errors.ts";
 import { parseWith } from "./schemas.ts";
 
-export async function readBody<T>(request: Request, schema: z.ZodType<T>, what: string): Promise<T> {
-  const text = await request.text();
-  if (text.trim() === "") throw new AgentError("invalid", `the request body is empty: expected a JSON ${what}`);
+export async function readBody<T>(request: Request, schema: z.ZodType<T>, what: string, emptyHint?: string): Promise<T> {
+  return parseBodyText(await request.text(), schema, what, emptyHint);
+}
+
+export function parseBodyText<T>(text: string, schema: z.ZodType<T>, what: string, emptyHint?: string): T {
+  if (text.trim() === "") throw new AgentError("invalid", `the request body is empty: expected a JSON ${what}${emptyHint ? ` ${emptyHint}` : ""}`);
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -2,7 +2,20 @@
  * Client for the agent's REST API over its unix socket, used by the CNI plugin and the debug
  * CLI. Kept dependency-free: it sits on the CNI plugin's start-up path.
  */
-import type { AgentConfiguration, ApiError, Endpoint, EndpointChangeRequest, IpamResponse, StatusResponse } from "./types.ts";
+import type {
+  AgentConfiguration,
+  ApiError,
+  Endpoint,
+  EndpointChangeRequest,
+  EndpointLabelsChange,
+  IdentityModel,
+  IpamResponse,
+  PolicyResponse,
+  PolicyRevision,
+  PolicyTraceRequest,
+  PolicyTraceResponse,
+  StatusResponse,
+} from "./types.ts";
 
 export const DEFAULT_SOCKET_PATH = "/var/run/cilium/cilium.sock";
 
@@ -50,14 +63,15 @@ export class AgentClient {
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** `body` is sent as JSON; `text` as it is (a policy document). */
+  async request<T>(method: string, path: string, body?: unknown, raw?: { body: string; contentType: string }): Promise<T> {
     let response: Response;
     try {
       response = await fetch(`http://localhost/v1${path}`, {
         method,
         unix: this.socketPath,
-        headers: body === undefined ? undefined : { "content-type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
+        headers: raw ? { "content-type": raw.contentType } : body === undefined ? undefined : { "content-type": "application/json" },
+        body: raw ? raw.body : body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(this.timeoutMs),
       } as RequestInit);
     } catch (error) {
@@ -106,5 +120,32 @@ export class AgentClient {
   }
   deleteEndpoint(id: string | number) {
     return this.request<void>("DELETE", `/endpoint/${encodeURIComponent(String(id))}`);
+  }
+  patchEndpointLabels(id: string | number, change: EndpointLabelsChange) {
+    return this.request<Endpoint>("PATCH", `/endpoint/${encodeURIComponent(String(id))}/labels`, change);
+  }
+  /** Imports policy text (JSON or YAML). */
+  putPolicy(text: string, options: { replace?: boolean; replaceWithLabels?: string[] } = {}) {
+    const query = new URLSearchParams();
+    if (options.replace) query.set("replace", "true");
+    if (options.replaceWithLabels?.length) query.set("replace-with-labels", options.replaceWithLabels.join(","));
+    const suffix = query.size > 0 ? `?${query}` : "";
+    const contentType = /^\s*[[{]/.test(text) ? "application/json" : "application/yaml";
+    return this.request<PolicyRevision>("PUT", `/policy${suffix}`, undefined, { body: text, contentType });
+  }
+  policy() {
+    return this.request<PolicyResponse>("GET", "/policy");
+  }
+  deletePolicy(target: { labels: string[] } | { all: true }) {
+    return "all" in target ? this.request<PolicyRevision>("DELETE", "/policy?all=true") : this.request<PolicyRevision>("DELETE", "/policy", target.labels);
+  }
+  tracePolicy(request: PolicyTraceRequest) {
+    return this.request<PolicyTraceResponse>("POST", "/policy/resolve", request);
+  }
+  identities() {
+    return this.request<IdentityModel[]>("GET", "/identity");
+  }
+  identity(id: string | number) {
+    return this.request<IdentityModel>("GET", `/identity/${encodeURIComponent(String(id))}`);
   }
 }

@@ -6,7 +6,7 @@ import { z } from "zod";
 import { isInterfaceName } from "../config.ts";
 import { AgentError } from "../errors.ts";
 import { isIpv4 } from "../../net/ipv4.ts";
-import type { Endpoint, EndpointChangeRequest, EndpointState } from "./types.ts";
+import type { Endpoint, EndpointChangeRequest, EndpointLabelsChange, EndpointState, PolicyTraceRequest } from "./types.ts";
 
 /** The CNI spec's container id: alphanumerics, '_', '.', '-', starting alphanumeric. */
 const containerId = z
@@ -48,8 +48,45 @@ export const endpointSchema = endpointChangeRequestSchema.extend({
   state: z.enum(endpointStates),
   labels: z.array(z.string()),
   identity: z.number().int().min(0).optional(),
+  policy: z
+    .object({
+      "realized-revision": z.number().int().min(0),
+      "ingress-enforced": z.boolean(),
+      "egress-enforced": z.boolean(),
+      error: z.string().optional(),
+    })
+    .optional(),
   "created-at": z.string(),
 }) satisfies z.ZodType<Endpoint>;
+
+const labelList = (what: string) => z.array(z.string({ error: `must be a string such as ${what}` })).max(256, { error: "at most 256 labels" });
+
+export const endpointLabelsChangeSchema = z
+  .strictObject(
+    {
+      add: labelList('"k8s:app=web"').optional(),
+      delete: labelList('"k8s:app"').optional(),
+    },
+    { error: (issue) => (issue.code === "unrecognized_keys" ? `unknown field(s) ${issue.keys.join(", ")}: expected add and delete` : undefined) },
+  )
+  .refine((change) => (change.add?.length ?? 0) + (change.delete?.length ?? 0) > 0, { error: "give labels to add or delete" }) satisfies z.ZodType<EndpointLabelsChange>;
+
+export const policyDeleteSchema = z.array(z.string({ error: 'must be a label such as "k8s:io.cilium.k8s.policy.name=web"' })).max(256, { error: "at most 256 labels" });
+
+const traceEndpointSchema = z.union(
+  [
+    z.strictObject({ labels: z.array(z.string()).max(256) }),
+    z.strictObject({ endpoint: z.union([z.string().min(1), z.number().int().min(1)]) }),
+  ],
+  { error: 'must be {"labels": ["k8s:app=web", ...]} or {"endpoint": <endpoint ID>}' },
+);
+
+export const policyTraceRequestSchema = z.strictObject({
+  from: traceEndpointSchema,
+  to: traceEndpointSchema,
+  dport: z.union([z.number().int().min(0).max(65535), z.string()]).optional(),
+  protocol: z.string().optional(),
+}) satisfies z.ZodType<PolicyTraceRequest>;
 
 /** The value as the schema's type, or an "invalid" AgentError naming every bad field of `what`. */
 export function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {

@@ -52,8 +52,82 @@ export interface Endpoint {
   "k8s-namespace"?: string;
   "k8s-pod-name"?: string;
   labels: string[];
+  /** The security identity of its labels (absent until allocated). */
   identity?: number;
+  /** Its policy as the datapath enforces it (absent until first written). */
+  policy?: EndpointPolicyStatus;
   "created-at": string;
+}
+
+/** An endpoint's policy in the datapath. */
+export interface EndpointPolicyStatus {
+  /** The policy revision the endpoint enforces (0: none yet). */
+  "realized-revision": number;
+  /** Whether the datapath enforces each direction (consults the policy map). */
+  "ingress-enforced": boolean;
+  "egress-enforced": boolean;
+  /** Why the last write failed; the endpoint is then not-ready and fails closed. */
+  error?: string;
+}
+
+/** PATCH /v1/endpoint/{id}/labels */
+export interface EndpointLabelsChange {
+  /** "source:key=value" or "key=value" (source unspec); replaces a label of the same source and key. */
+  add?: string[];
+  /** "source:key", "key" (any source) or "source:key=value" (only with that value). */
+  delete?: string[];
+}
+
+/** GET /v1/policy */
+export interface PolicyResponse {
+  revision: number;
+  /** The rules in force, as bare rules (JSON), in import order. */
+  policy: Record<string, unknown>[];
+}
+
+/** PUT and DELETE /v1/policy */
+export interface PolicyRevision {
+  revision: number;
+  /** DELETE: how many rules went. */
+  deleted?: number;
+}
+
+/** GET /v1/identity, GET /v1/identity/{id} */
+export interface IdentityModel {
+  id: number;
+  labels: string[];
+}
+
+/** One side of POST /v1/policy/resolve: labels, or an endpoint's (its ID or any endpoint reference). */
+export type TraceEndpoint = { labels: string[] } | { endpoint: string | number };
+
+/** POST (or GET with a body) /v1/policy/resolve */
+export interface PolicyTraceRequest {
+  from: TraceEndpoint;
+  to: TraceEndpoint;
+  /** Destination port (ICMP: type), or "80/TCP". */
+  dport?: number | string;
+  /** TCP (default), UDP, SCTP, ICMP. */
+  protocol?: string;
+}
+
+export interface PolicyDirectionTrace {
+  direction: "ingress" | "egress";
+  verdict: "allowed" | "denied";
+  reason: string;
+  enforced: boolean;
+  "selecting-rules": string[];
+  "deciding-rules": string[];
+}
+
+export interface PolicyTraceResponse {
+  verdict: "allowed" | "denied";
+  from: string[];
+  to: string[];
+  protocol: string;
+  dport: number;
+  egress: PolicyDirectionTrace;
+  ingress: PolicyDirectionTrace;
 }
 
 export interface ApiError {
@@ -91,6 +165,8 @@ export interface StatusResponse {
     allocations: Record<string, string>;
   };
   endpoints: { total: number; "by-state": Partial<Record<EndpointState, number[]>> };
+  /** The policy repository: its revision, its rule count, --enable-policy. */
+  policy?: { revision: number; rules: number; enforcement: string };
   /** Why the agent is not Ok, one line each. */
   problems: string[];
 }

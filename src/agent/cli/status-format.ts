@@ -28,6 +28,10 @@ export function formatStatus(status: StatusResponse, verbose: boolean): string {
       const ids = status.endpoints["by-state"][state];
       if (ids?.length) lines.push(`  ${state}:\t${ids.join(", ")}`);
     }
+    if (status.policy) {
+      const { revision, rules, enforcement } = status.policy;
+      lines.push(`Policy:\trevision ${revision}, ${plural(rules, "rule")}, enforcement ${enforcement}`);
+    }
     lines.push(`Health:\t${status.problems.length === 0 ? "Ok" : `${status.cilium.state}, ${plural(status.problems.length, "problem")}`}`);
   }
   if (status.problems.length > 0) {

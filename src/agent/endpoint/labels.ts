@@ -65,3 +65,47 @@ export function endpointLabels(texts: readonly string[], podNamespace?: string):
   }
   return [...byKey.values()].map(formatLabel).sort();
 }
+
+/**
+ * An endpoint's labels after PATCH /v1/endpoint/{id}/labels: `delete` first ("source:key", "key"
+ * for every source, or "source:key=value" / "key=value" for that value only), then `add`
+ * ("source:key=value", source unspec when absent; it replaces the label of the same source and
+ * key). The namespace label follows k8s-namespace and cannot be changed. Errors name the entry.
+ */
+export function changeLabels(current: readonly string[], change: { add?: string[]; delete?: string[] }, podNamespace?: string): string[] {
+  const labels = new Map<string, Label>();
+  for (const text of current) {
+    const parsed = parseLabel(text);
+    if ("label" in parsed) labels.set(`${parsed.label.source}:${parsed.label.key}`, parsed.label);
+  }
+  const protectedId = podNamespace === undefined ? undefined : `k8s:${POD_NAMESPACE_LABEL}`;
+
+  (change.delete ?? []).forEach((text, index) => {
+    const where = `delete[${index}] ${JSON.stringify(text)}`;
+    const colon = text.indexOf(":");
+    const equals = text.indexOf("=");
+    const hasSource = colon >= 0 && (equals < 0 || colon < equals);
+    const parsed = parseLabel(hasSource ? text : `any:${text}`);
+    if ("problem" in parsed) throw new AgentError("invalid", `${where}: ${parsed.problem}`);
+    const wanted = parsed.label;
+    const matching = [...labels].filter(
+      ([, l]) => (wanted.source === "any" || l.source === wanted.source) && l.key === wanted.key && (wanted.value === undefined || l.value === wanted.value),
+    );
+    if (matching.length === 0) throw new AgentError("invalid", `${where}: the endpoint has no such label`);
+    for (const [id] of matching) {
+      if (id === protectedId) throw new AgentError("invalid", `${where}: ${id} comes from the endpoint's k8s-namespace and cannot be deleted`);
+      labels.delete(id);
+    }
+  });
+
+  (change.add ?? []).forEach((text, index) => {
+    const parsed = parseLabel(text);
+    if ("problem" in parsed) throw new AgentError("invalid", `add[${index}] ${JSON.stringify(text)}: ${parsed.problem}`);
+    const id = `${parsed.label.source}:${parsed.label.key}`;
+    if (id === protectedId && parsed.label.value !== podNamespace) {
+      throw new AgentError("invalid", `add[${index}] ${JSON.stringify(text)}: ${id} comes from the endpoint's k8s-namespace (${podNamespace}) and cannot be changed`);
+    }
+    labels.set(id, parsed.label);
+  });
+  return endpointLabels([...labels.values()].map(formatLabel), podNamespace);
+}

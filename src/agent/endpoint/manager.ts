@@ -1,17 +1,22 @@
 /**
  * The endpoint manager: the agent's endpoints, their ids, states and persistence, and the
- * datapath calls that make them real. An endpoint goes regenerating -> ready once the datapath
- * applied it, and disconnecting while it is being removed; it is persisted in every state, so a
- * restarted agent re-applies it or finishes removing it.
+ * datapath calls that make them real. An endpoint goes waiting-for-identity -> regenerating ->
+ * ready: its labels get a security identity, its policy is resolved and written (before the
+ * endpoint is applied, so a pod that policy selects fails closed from its first packet), its
+ * address is mapped to its identity, and the datapath applies it. It is not-ready while its
+ * policy cannot be written (the datapath keeps it failing closed), and disconnecting while it is
+ * being removed; it is persisted in every state, so a restarted agent re-applies it (with the
+ * same identity: the identity backend is persisted) or finishes removing it.
  */
-import type { Endpoint, EndpointChangeRequest, EndpointState } from "../api/types.ts";
+import type { Endpoint, EndpointChangeRequest, EndpointLabelsChange, EndpointState } from "../api/types.ts";
 import { AgentError, errorMessage } from "../errors.ts";
 import type { HealthProblems } from "../health.ts";
 import type { Ipam } from "../ipam/index.ts";
 import type { Logger } from "../../logging/index.ts";
-import { EndpointGoneError, type EndpointDatapath } from "./datapath.ts";
+import type { PolicyManager, PolicyOutcome } from "../policy/manager.ts";
+import { EndpointGoneError, type ApplyOptions, type EndpointDatapath } from "./datapath.ts";
 import { EndpointIds } from "./ids.ts";
-import { endpointLabels } from "./labels.ts";
+import { changeLabels, endpointLabels } from "./labels.ts";
 import { attachmentOwner, formatEndpointReference, parseEndpointReference, type EndpointReference } from "./reference.ts";
 import { Serial } from "./serial.ts";
 import type { EndpointStore } from "./store.ts";
@@ -22,6 +27,10 @@ export interface EndpointManagerDeps {
   store: EndpointStore;
   health: HealthProblems;
   log: Logger;
+  /** Identities and policy; without it endpoints get neither (tests of the bare lifecycle). */
+  policy?: PolicyManager;
+  /** The queue endpoint and policy changes share (default: the manager's own). */
+  serial?: Serial;
 }
 
 /** What a deletion did: the endpoint removed (if there was one) and the addresses released. */
@@ -33,11 +42,13 @@ export interface Deletion {
 export class EndpointManager {
   private readonly endpoints = new Map<number, Endpoint>();
   private readonly ids = new EndpointIds();
-  private readonly serial = new Serial();
+  private readonly serial: Serial;
   private readonly deps: EndpointManagerDeps;
 
   constructor(deps: EndpointManagerDeps) {
     this.deps = deps;
+    this.serial = deps.serial ?? new Serial();
+    deps.policy?.onOutcome((id, outcome) => this.recordPolicyOutcome(id, outcome));
   }
 
   /** Every endpoint, by id. */
@@ -83,7 +94,14 @@ export class EndpointManager {
 
       const id = wanted ?? this.ids.next();
       this.ids.take(id);
-      const endpoint: Endpoint = { ...structuredClone(request), id, state: "regenerating", labels, "created-at": new Date().toISOString() };
+      const { policy } = this.deps;
+      const endpoint: Endpoint = {
+        ...structuredClone(request),
+        id,
+        state: policy ? "waiting-for-identity" : "regenerating",
+        labels,
+        "created-at": new Date().toISOString(),
+      };
       try {
         this.deps.store.save(endpoint);
       } catch (error) {
@@ -91,15 +109,26 @@ export class EndpointManager {
         throw error;
       }
       this.endpoints.set(id, endpoint);
+      let step = "the datapath could not apply it";
       try {
-        await this.deps.datapath.applyEndpoint(copy(endpoint));
-        endpoint.state = "ready";
+        let options: ApplyOptions = {};
+        if (policy) {
+          step = "no identity for its labels";
+          endpoint.identity = await policy.acquireIdentity(id, labels);
+          endpoint.state = "regenerating";
+          step = "its policy could not be resolved";
+          options = enforcementOf(await policy.regenerateEndpoint(policyEndpoint(endpoint)));
+          step = "the datapath could not apply it";
+        }
+        await this.deps.datapath.applyEndpoint(copy(endpoint), options);
+        endpoint.state = endpoint.policy?.error ? "not-ready" : "ready";
         this.deps.store.save(endpoint);
       } catch (error) {
         await this.rollBackCreation(endpoint);
-        throw new AgentError("datapath", `endpoint ${id} (${attachment}): the datapath could not apply it: ${errorMessage(error)}`, { cause: error });
+        const kind = error instanceof AgentError && error.kind === "invalid" ? "invalid" : "datapath";
+        throw new AgentError(kind, `endpoint ${id} (${attachment}): ${step}: ${errorMessage(error)}`, { cause: error });
       }
-      this.deps.log.info(`endpoint ${id} created for ${attachment}`, { endpointID: id, ipv4: endpoint.addressing.ipv4 });
+      this.deps.log.info(`endpoint ${id} created for ${attachment}`, { endpointID: id, ipv4: endpoint.addressing.ipv4, identity: endpoint.identity });
       return copy(endpoint);
     });
   }
@@ -127,6 +156,69 @@ export class EndpointManager {
   }
 
   /**
+   * PATCH /v1/endpoint/{id}/labels: the endpoint's labels change, and with them its identity and
+   * policy. The new identity is in every policy before the endpoint's address maps to it; the
+   * old one is released once the endpoint carries the new one.
+   */
+  updateLabels(reference: string, change: EndpointLabelsChange): Promise<Endpoint> {
+    return this.serial.run(async () => {
+      const endpoint = this.find(parseEndpointReference(reference));
+      if (!endpoint) throw new AgentError("not-found", `endpoint ${reference} not found`);
+      if (endpoint.state === "disconnecting") throw new AgentError("conflict", `${subjectOf(endpoint)} is being deleted`);
+      const labels = changeLabels(endpoint.labels, change, endpoint["k8s-namespace"]);
+      if (labels.join("\0") === endpoint.labels.join("\0")) return copy(endpoint);
+      const { policy, log } = this.deps;
+      if (!policy) {
+        endpoint.labels = labels;
+        this.deps.store.save(endpoint);
+        return copy(endpoint);
+      }
+      const previous = endpoint.identity;
+      const identity = await policy.acquireIdentity(endpoint.id, labels);
+      endpoint.labels = labels;
+      endpoint.identity = identity;
+      endpoint.state = "regenerating";
+      this.deps.store.save(endpoint);
+      try {
+        const options = enforcementOf(await policy.regenerateEndpoint(policyEndpoint(endpoint)));
+        await this.deps.datapath.applyEndpoint(copy(endpoint), options);
+        endpoint.state = endpoint.policy?.error ? "not-ready" : "ready";
+        this.deps.health.clear(subjectOf(endpoint));
+      } catch (error) {
+        endpoint.state = "not-ready";
+        this.deps.health.set(subjectOf(endpoint), `its new labels could not be applied: ${errorMessage(error)}`);
+        log.warn(`${subjectOf(endpoint)}: its new labels could not be applied: ${errorMessage(error)}`);
+      }
+      this.deps.store.save(endpoint);
+      await policy.releaseIdentities(endpoint.id, identity);
+      log.info(`${subjectOf(endpoint)}: labels changed, identity ${previous ?? "none"} -> ${identity}`, { endpointID: endpoint.id });
+      return copy(endpoint);
+    });
+  }
+
+  /**
+   * An endpoint's policy was (re)written: its status, and not-ready (Degraded) while its policy
+   * cannot be written. States in the middle of a change are the change's to settle.
+   */
+  private recordPolicyOutcome(id: number, outcome: PolicyOutcome): void {
+    const endpoint = this.endpoints.get(id);
+    if (!endpoint) return;
+    endpoint.policy = outcome.status;
+    const subject = `${subjectOf(endpoint)} policy`;
+    if (outcome.status.error) this.deps.health.set(subject, outcome.status.error);
+    else this.deps.health.clear(subject);
+    if (endpoint.state !== "ready" && endpoint.state !== "not-ready") return;
+    const state: EndpointState = outcome.status.error ? "not-ready" : this.deps.health.has(subjectOf(endpoint)) ? "not-ready" : "ready";
+    if (state === endpoint.state) return;
+    endpoint.state = state;
+    try {
+      this.deps.store.save(endpoint);
+    } catch (error) {
+      this.deps.log.warn(`${subjectOf(endpoint)}: cannot persist its state ${state}: ${errorMessage(error)}`);
+    }
+  }
+
+  /**
    * Re-adopts the persisted endpoints after a restart: re-applies each one, drops those whose
    * pod is gone (releasing their addresses), finishes deletions a crash interrupted, then lets
    * the datapath drop whatever it still has for endpoints nobody knows.
@@ -142,23 +234,30 @@ export class EndpointManager {
       for (const endpoint of endpoints) {
         this.ids.take(endpoint.id);
         this.endpoints.set(endpoint.id, endpoint);
-        await this.restoreOne(endpoint);
       }
+      // Every identity first, so each endpoint's policy is resolved once, with all of them.
+      const adopted: Endpoint[] = [];
+      for (const endpoint of endpoints) if (await this.adopt(endpoint)) adopted.push(endpoint);
+      for (const endpoint of adopted) await this.restoreOne(endpoint);
       const live = this.list();
       for (const removed of await this.deps.datapath.removeStaleEndpoints(live)) log.info(`removed stale datapath state: ${removed}`);
       log.info(`restored ${live.length} endpoints`);
     });
   }
 
-  private async restoreOne(endpoint: Endpoint): Promise<void> {
-    const { health, ipam, log } = this.deps;
+  /**
+   * Restore, first step: finishes an interrupted deletion, checks the address is still the
+   * endpoint's, takes its identity again. Answers whether the endpoint is to be re-applied.
+   */
+  private async adopt(endpoint: Endpoint): Promise<boolean> {
+    const { health, ipam, log, policy } = this.deps;
     const subject = subjectOf(endpoint);
     if (endpoint.state === "disconnecting") {
       await this.remove(endpoint).then(
         () => log.info(`${subject}: finished its interrupted deletion`),
         (error) => health.set(subject, `cannot finish its deletion: ${errorMessage(error)}`),
       );
-      return;
+      return false;
     }
     try {
       // The address must still be this attachment's: the IPAM file is written before the endpoint's.
@@ -166,12 +265,31 @@ export class EndpointManager {
     } catch (error) {
       log.warn(`${subject}: dropped: its address cannot be restored: ${errorMessage(error)}`);
       await this.discard(endpoint);
-      return;
+      return false;
     }
+    if (!policy) return true;
+    try {
+      const previous = endpoint.identity;
+      endpoint.identity = await policy.acquireIdentity(endpoint.id, endpoint.labels);
+      if (previous !== undefined && previous !== endpoint.identity) log.warn(`${subject}: identity ${previous} became ${endpoint.identity}`);
+      return true;
+    } catch (error) {
+      endpoint.state = "not-ready";
+      health.set(subject, `no identity for its labels: ${errorMessage(error)}`);
+      log.warn(`${subject}: no identity for its labels: ${errorMessage(error)}`);
+      return false;
+    }
+  }
+
+  /** Restore, second step: its policy, then the datapath. */
+  private async restoreOne(endpoint: Endpoint): Promise<void> {
+    const { health, log, policy } = this.deps;
+    const subject = subjectOf(endpoint);
     endpoint.state = "regenerating";
     try {
-      await this.deps.datapath.applyEndpoint(copy(endpoint));
-      endpoint.state = "ready";
+      const options = policy ? enforcementOf(await policy.regenerateEndpoint(policyEndpoint(endpoint))) : {};
+      await this.deps.datapath.applyEndpoint(copy(endpoint), options);
+      endpoint.state = endpoint.policy?.error ? "not-ready" : "ready";
       this.deps.store.save(endpoint);
     } catch (error) {
       if (error instanceof EndpointGoneError) {
@@ -212,7 +330,16 @@ export class EndpointManager {
     await this.deps.datapath
       .removeEndpoint(copy(endpoint))
       .catch((error) => this.deps.log.warn(`${subjectOf(endpoint)}: rolling back, the datapath could not remove it: ${errorMessage(error)}`));
+    await this.forgetPolicy(endpoint).catch((error) => this.deps.log.warn(`${subjectOf(endpoint)}: rolling back its identity and policy: ${errorMessage(error)}`));
     this.forget(endpoint);
+  }
+
+  /** Its address out of the ipcache, its identities released (the datapath removed its policy entries). */
+  private async forgetPolicy(endpoint: Endpoint): Promise<void> {
+    const { policy } = this.deps;
+    if (!policy) return;
+    await policy.removeEndpoint(endpoint.id, endpoint.addressing.ipv4);
+    await policy.releaseIdentities(endpoint.id);
   }
 
   /** Removes an endpoint for good; it stays "disconnecting" (persisted) until every step is done. */
@@ -221,6 +348,7 @@ export class EndpointManager {
     this.deps.store.save(endpoint);
     try {
       await this.deps.datapath.removeEndpoint(copy(endpoint));
+      await this.forgetPolicy(endpoint);
     } catch (error) {
       throw new AgentError("datapath", `${subjectOf(endpoint)}: the datapath could not remove it: ${errorMessage(error)}`, { cause: error });
     }
@@ -233,6 +361,7 @@ export class EndpointManager {
   /** Drops an endpoint whose address is someone else's: its datapath state and file, not the address. */
   private async discard(endpoint: Endpoint): Promise<void> {
     await this.deps.datapath.removeEndpoint(copy(endpoint)).catch(() => undefined);
+    // Its address is someone else's: its ipcache entry is theirs too.
     this.forget(endpoint);
   }
 
@@ -241,6 +370,7 @@ export class EndpointManager {
     this.endpoints.delete(endpoint.id);
     this.ids.release(endpoint.id);
     this.deps.health.clear(subjectOf(endpoint));
+    this.deps.health.clear(`${subjectOf(endpoint)} policy`);
   }
 
   private find(reference: EndpointReference): Endpoint | undefined {
@@ -261,6 +391,15 @@ function matches(endpoint: Endpoint, reference: Exclude<EndpointReference, { kin
     case "ipv4":
       return endpoint.addressing.ipv4 === reference.address;
   }
+}
+
+function policyEndpoint(endpoint: Endpoint) {
+  return { id: endpoint.id, ipv4: endpoint.addressing.ipv4, labels: endpoint.labels, identity: endpoint.identity ?? 0 };
+}
+
+/** Apply with the enforcement just written, so the endpoint's entry says what its policy says. */
+function enforcementOf(outcome: PolicyOutcome): ApplyOptions {
+  return { policyEnforcement: { ingress: outcome.status["ingress-enforced"], egress: outcome.status["egress-enforced"] } };
 }
 
 function ownerOf(endpoint: Endpoint): string {

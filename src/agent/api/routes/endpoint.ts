@@ -1,9 +1,9 @@
-/** GET /v1/endpoint and GET, PUT, DELETE /v1/endpoint/{id}. */
+/** GET /v1/endpoint, GET, PUT, DELETE /v1/endpoint/{id} and PATCH /v1/endpoint/{id}/labels. */
 import type { EndpointManager } from "../../endpoint/manager.ts";
 import { readBody } from "../body.ts";
 import { json } from "../responses.ts";
 import type { Router } from "../router.ts";
-import { endpointChangeRequestSchema } from "../schemas.ts";
+import { endpointChangeRequestSchema, endpointLabelsChangeSchema } from "../schemas.ts";
 
 export function addEndpointRoutes(router: Router, endpoints: EndpointManager): void {
   router.add("GET", "/v1/endpoint", () => json(200, endpoints.list()));
@@ -11,6 +11,10 @@ export function addEndpointRoutes(router: Router, endpoints: EndpointManager): v
   router.add("PUT", "/v1/endpoint/{id}", async (request, params) => {
     const change = await readBody(request, endpointChangeRequestSchema, "endpoint change request");
     return json(201, await endpoints.create(params.id!, change));
+  });
+  router.add("PATCH", "/v1/endpoint/{id}/labels", async (request, params) => {
+    const change = await readBody(request, endpointLabelsChangeSchema, "labels change", '({"add": ["k8s:app=web"], "delete": ["k8s:tier"]})');
+    return json(200, await endpoints.updateLabels(params.id!, change));
   });
   router.add("DELETE", "/v1/endpoint/{id}", async (_request, params) => {
     await endpoints.delete(params.id!);
