@@ -434,10 +434,14 @@ export class NodeDatapath {
     const limit = this.policyLimit;
     const plan = planPolicyUpdate({ current, desired, otherEntries: total - current.length, limit });
 
-    this.setEnforcement(endpointId, flags);
+    // A direction turning enforcement off takes effect first (allow-all is then the new policy);
+    // one turning it on takes effect only once its entries are in, so allowed traffic never
+    // sees a moment of enforcement without them. On any failure every new bit is set: closed.
+    this.setEnforcement(endpointId, this.enforcementOf(endpointId) & flags);
     try {
       this.runPolicySteps(plan.steps);
     } catch (error) {
+      this.setEnforcement(endpointId, flags);
       const outcome = this.failClosed(endpointId, desired);
       throw new Error(
         `endpoint ${endpointId}: writing its policy (${desired.length} entries) failed half-way: ${(error as Error).message}; ` +
@@ -445,8 +449,15 @@ export class NodeDatapath {
         { cause: error },
       );
     }
+    this.setEnforcement(endpointId, flags);
     if (plan.mode === "overflow") throw this.overflowError(endpointId, plan, desired, total - current.length, limit, flags);
     return { added: plan.added, removed: plan.removed };
+  }
+
+  /** The enforcement bits the endpoint has now (its cilium_lxc entry, else what was asked last). */
+  private enforcementOf(endpointId: number): number {
+    const entry = this.listEndpoints().find((e) => e.info.lxcId === endpointId);
+    return entry ? entry.info.flags & ENDPOINT_POLICY_FLAGS : (this.enforcement.get(endpointId) ?? 0);
   }
 
   /** The endpoint's policy as the kernel holds it (enforcement from its cilium_lxc entry). */
