@@ -32,6 +32,19 @@ export class IdentityExhaustedError extends Error {
  * one instance. Freed numbers are not reused until the range wraps around, so a number a peer may
  * still have cached does not come back at once with other labels.
  */
+/**
+ * The first number in [min, max] that is not taken, searching round-robin from `next` so a
+ * released number is reused as late as possible; also answers where the next search starts.
+ */
+export function nextFreeIdentity(taken: (id: number) => boolean, min: number, max: number, next: number): { id: number; next: number } {
+  const span = max - min + 1;
+  for (let i = 0; i < span; i++) {
+    const candidate = min + ((next - min + i) % span);
+    if (!taken(candidate)) return { id: candidate, next: candidate + 1 > max ? min : candidate + 1 };
+  }
+  throw new IdentityExhaustedError(min, max);
+}
+
 export class MemoryIdentityBackend implements IdentityBackend {
   private readonly byKey = new Map<string, number>();
   private readonly byId = new Map<number, { labels: LabelSet; references: number }>();
@@ -69,14 +82,8 @@ export class MemoryIdentityBackend implements IdentityBackend {
   }
 
   private freeNumber(): number {
-    const span = this.max - this.min + 1;
-    for (let i = 0; i < span; i++) {
-      const candidate = this.min + ((this.next - this.min + i) % span);
-      if (!this.byId.has(candidate)) {
-        this.next = candidate + 1 > this.max ? this.min : candidate + 1;
-        return candidate;
-      }
-    }
-    throw new IdentityExhaustedError(this.min, this.max);
+    const { id, next } = nextFreeIdentity((candidate) => this.byId.has(candidate), this.min, this.max, this.next);
+    this.next = next;
+    return id;
   }
 }

@@ -14,8 +14,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { IdentityBackend } from "../identity/backend.ts";
-import { IdentityExhaustedError } from "../identity/backend.ts";
+import { nextFreeIdentity, type IdentityBackend } from "../identity/backend.ts";
 import { MAX_ALLOCATED_IDENTITY, MIN_ALLOCATED_IDENTITY } from "../identity/identity.ts";
 import { LabelSet } from "../identity/labels.ts";
 import { removeTemporaryFiles, writeFileAtomic } from "../agent/state/atomic-file.ts";
@@ -124,15 +123,9 @@ export class EmbeddedIdentityBackend implements IdentityBackend {
   }
 
   private freeNumber(): number {
-    const span = this.max - this.min + 1;
-    for (let i = 0; i < span; i++) {
-      const candidate = this.min + ((this.next - this.min + i) % span);
-      if (!this.byId.has(candidate)) {
-        this.next = candidate + 1 > this.max ? this.min : candidate + 1;
-        return candidate;
-      }
-    }
-    throw new IdentityExhaustedError(this.min, this.max);
+    const { id, next } = nextFreeIdentity((candidate) => this.byId.has(candidate), this.min, this.max, this.next);
+    this.next = next;
+    return id;
   }
 
   private persist(): void {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { LabelSet } from "../../src/identity/labels.ts";
 import { RESERVED_IDENTITIES } from "../../src/identity/reserved.ts";
-import { DEFAULT_POLICY_MAP_MAX_ENTRIES, diffMapState, planPolicyMapUpdate, PolicyMapOverflowError, type MapOp } from "../../src/policy/diff.ts";
+import { diffMapState, type MapOp } from "../../src/policy/diff.ts";
 import { lookupVerdict, lpmPrefixLength, policyKey, type MapState, type PolicyEntry } from "../../src/policy/map-state.ts";
 import { parsePolicyText } from "../../src/policy/parse.ts";
 import { formatPortPrefix, portPrefixCovers, portRangePrefixes } from "../../src/policy/ports.ts";
@@ -224,19 +224,5 @@ describe("diffs", () => {
       }
     });
     expect(describeEntries(current)).toEqual(describeEntries(next));
-  });
-
-  test("overflow fails closed: the plan empties the map and names the endpoint and the count", () => {
-    const previous = state(a, b);
-    const desired = state(a, b, d);
-    const plan = planPolicyMapUpdate(42, previous, desired, 2);
-    expect(plan.overflow).toBeInstanceOf(PolicyMapOverflowError);
-    expect(plan.overflow!.message).toStartWith("endpoint 42: its policy needs 3 map entries, more than the policy map holds (2)");
-    expect(plan.ops).toEqual([
-      { op: "delete", entry: a },
-      { op: "delete", entry: b },
-    ]);
-    expect(planPolicyMapUpdate(42, previous, desired, 3)).toEqual({ ops: [{ op: "put", entry: d }] });
-    expect(DEFAULT_POLICY_MAP_MAX_ENTRIES).toBe(16384);
   });
 });
