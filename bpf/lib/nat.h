@@ -246,6 +246,20 @@ allocated:
 	return NAT_DONE;
 }
 
+/* The mapping of the packet an ICMP error quotes: its tuple reversed,
+ * looked up in direction dir. */
+static __always_inline struct ipv4_nat_entry *
+snat_v4_lookup_quoted(const struct icmp_inner *in, __u8 dir)
+{
+	struct ipv4_nat_tuple t = {
+		.saddr = in->daddr, .daddr = in->saddr,
+		.sport = in->dport, .dport = in->sport,
+		.proto = in->proto, .dir = dir,
+	};
+
+	return bpf_map_lookup_elem(&cilium_snat_v4_external, &t);
+}
+
 /* ICMP error from a pod about a packet it received through reverse NAT:
  * the quoted packet is {remote -> pod}; its mapping is the EGRESS entry of
  * the reversed tuple. */
@@ -255,16 +269,10 @@ static __always_inline int snat_v4_egress_icmp_error(struct __sk_buff *skb,
 {
 	struct icmp_inner in;
 	struct ipv4_nat_entry *e;
-	struct ipv4_nat_tuple t = { .dir = NAT_DIR_EGRESS };
 
 	if (icmp_inner_parse(skb, p, &in) < 0 || in.daddr != p->saddr)
 		return DROP_NAT_UNSUPP_PROTO;
-	t.saddr = in.daddr;
-	t.daddr = in.saddr;
-	t.sport = in.dport;
-	t.dport = in.sport;
-	t.proto = in.proto;
-	e = bpf_map_lookup_elem(&cilium_snat_v4_external, &t);
+	e = snat_v4_lookup_quoted(&in, NAT_DIR_EGRESS);
 	if (!e)
 		return DROP_NAT_NO_MAPPING;
 	return nat_rewrite_icmp_error(skb, p, &in, 1, IPV4_SADDR_OFF,
@@ -337,16 +345,10 @@ static __always_inline int snat_v4_ingress_icmp_error(struct __sk_buff *skb,
 {
 	struct icmp_inner in;
 	struct ipv4_nat_entry *e;
-	struct ipv4_nat_tuple t = { .dir = NAT_DIR_INGRESS };
 
 	if (icmp_inner_parse(skb, p, &in) < 0 || in.saddr != p->daddr)
 		return NAT_PUNT;
-	t.saddr = in.daddr;
-	t.daddr = in.saddr;
-	t.sport = in.dport;
-	t.dport = in.sport;
-	t.proto = in.proto;
-	e = bpf_map_lookup_elem(&cilium_snat_v4_external, &t);
+	e = snat_v4_lookup_quoted(&in, NAT_DIR_INGRESS);
 	if (!e)
 		return NAT_PUNT;
 	return nat_rewrite_icmp_error(skb, p, &in, 0, IPV4_DADDR_OFF,
