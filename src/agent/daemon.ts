@@ -23,6 +23,7 @@ import { PolicyManager } from "./policy/manager.ts";
 import { HealthProblems } from "./health.ts";
 import { parseCidr } from "../net/ipv4.ts";
 import { Ipam } from "./ipam/index.ts";
+import { MonitorHub, type MonitorEvents } from "./monitor/index.ts";
 import { collectStatus } from "./status.ts";
 
 export interface DaemonOptions {
@@ -38,6 +39,8 @@ export interface Daemon {
   readonly endpoints: EndpointManager;
   readonly policy: PolicyManager;
   readonly health: HealthProblems;
+  /** The datapath's events (drop, trace, policy verdict), for Hubble and `cilium monitor`. */
+  readonly monitor: MonitorEvents;
   /** API request latency, for the metrics exporter. */
   readonly apiLatency: ApiLatencyHistogram;
   /** Stops the API, removes the socket, releases the datapath. Idempotent. */
@@ -49,9 +52,11 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
   log.info(`starting the agent for node ${config.nodeName}, pod CIDR ${config.ipv4Range}`);
   const ipam = Ipam.open(parseCidr(config.ipv4Range), config.stateDir);
   const health = new HealthProblems();
+  let monitor: MonitorHub | undefined;
   try {
     const identityBackend = EmbeddedIdentityBackend.open(config.stateDir);
     await datapath.start(config);
+    monitor = new MonitorHub({ datapath, log: logger("monitor") });
     const serial = new Serial();
     const policy = new PolicyManager({
       datapath,
@@ -82,16 +87,19 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
       endpoints,
       policy,
       health,
+      monitor,
       apiLatency,
       stop: () =>
         (stopping ??= (async () => {
           await api.stop();
+          monitor?.close();
           await datapath.stop();
           log.info("agent stopped");
         })()),
     };
   } catch (error) {
     // Release what start() took; the datapath's kernel state stays, as on any stop.
+    monitor?.close();
     await datapath.stop().catch((stopError) => log.warn("the datapath did not stop cleanly", stopError));
     throw error;
   }

@@ -7,7 +7,7 @@ import { release } from "node:os";
 import { NodeDatapath, type EndpointAttachment } from "../datapath/node.ts";
 import type { Endpoint } from "./api/types.ts";
 import type { AgentConfig } from "./config.ts";
-import { EndpointGoneError, type ApplyOptions, type DatapathPolicy, type EndpointDatapath, type IpcacheEntry } from "./endpoint/datapath.ts";
+import { EndpointGoneError, type ApplyOptions, type DatapathEvents, type DatapathPolicy, type EndpointDatapath, type IpcacheEntry } from "./endpoint/datapath.ts";
 
 function attachment(endpoint: Endpoint, options: ApplyOptions = {}): EndpointAttachment {
   const target: EndpointAttachment = {
@@ -86,6 +86,12 @@ export class LinuxDatapath implements EndpointDatapath {
 
   async listIpcache(): Promise<IpcacheEntry[]> {
     return this.started.listIpcache();
+  }
+
+  openEvents(onRecord: (record: Uint8Array) => void): DatapathEvents {
+    const node = this.started;
+    const reader = node.openEvents(onRecord);
+    return { lost: () => node.eventsLost(), close: () => reader.close() };
   }
 
   async status(): Promise<Record<string, unknown>> {

@@ -16,6 +16,7 @@ import {
   BpfObject,
   ClsactAttachment,
   programInfo,
+  RingBufferReader,
   tcxSupported,
   u32,
   type BpfProgram,
@@ -54,6 +55,7 @@ import {
   type PolicyPlan,
   type PolicyRule,
 } from "./maps/policy.ts";
+import { METRIC_EVENTS_LOST, METRICS_MAP, MetricsKey, metricsValuePerCpu } from "./maps/metrics.ts";
 import { MonitorAggregation, NODE_CONFIG_MAP, NodeConfig, NodeFlags, type MonitorAggregationLevel } from "./maps/node-config.ts";
 import { Netlink, type Link } from "./netlink/index.ts";
 import type { Netns } from "./netns.ts";
@@ -159,6 +161,7 @@ interface NativeDevice {
 const ENDPOINT_FILTER = { handle: 1, priority: 1 } as const;
 
 const LXC_PROGRAM = "cil_from_container";
+const EVENTS_MAP = "cilium_events";
 const HOST_PROGRAM = "cil_from_host";
 const TO_NETDEV_PROGRAM = "cil_to_netdev";
 const FROM_NETDEV_PROGRAM = "cil_from_netdev";
@@ -573,6 +576,29 @@ export class NodeDatapath {
       masquerade: this.native !== null,
       programs: programs.map((p) => ({ name: p.name, id: programInfo(p.fd).id, attachedTo: attachedTo.get(p.name) ?? [] })),
     };
+  }
+
+  /**
+   * Starts reading cilium_events: `handler` gets each record (bpf/lib/events.h layout) as a copy
+   * it may keep. Close the reader to stop.
+   */
+  openEvents(handler: (record: Uint8Array) => void, options: { pollIntervalMs?: number; onError?: (error: unknown) => void } = {}): RingBufferReader {
+    return new RingBufferReader(this.objects.lxc.map(EVENTS_MAP), handler, options);
+  }
+
+  /** Events the datapath could not write because cilium_events was full, since the maps were created. */
+  eventsLost(): number {
+    const metrics = new BpfMap(this.objects.lxc.map(METRICS_MAP), MetricsKey, metricsValuePerCpu());
+    try {
+      let lost = 0n;
+      for (const [key, perCpuValues] of metrics.entries()) {
+        if (key.reason !== METRIC_EVENTS_LOST) continue;
+        for (const value of perCpuValues) lost += value.packets;
+      }
+      return Number(lost);
+    } finally {
+      metrics.close();
+    }
   }
 
   /** Closes our handles. Pinned maps and links stay: the datapath keeps forwarding without us. */

@@ -9,6 +9,7 @@ import type { AgentConfig } from "../../src/agent/config.ts";
 import {
   EndpointGoneError,
   type ApplyOptions,
+  type DatapathEvents,
   type DatapathPolicy,
   type EndpointDatapath,
   type IpcacheEntry,
@@ -128,6 +129,20 @@ export class RecordingDatapath implements EndpointDatapath {
   async listIpcache(): Promise<IpcacheEntry[]> {
     this.failIfTold("listIpcache");
     return [...this.ipcache].map(([cidr, identity]) => ({ cidr, identity }));
+  }
+
+  /** Events "the kernel" could not write; tests raise it to simulate a full ring. */
+  eventsLost = 0;
+  private eventHandlers = new Set<(record: Uint8Array) => void>();
+
+  openEvents(onRecord: (record: Uint8Array) => void): DatapathEvents {
+    this.eventHandlers.add(onRecord);
+    return { lost: () => this.eventsLost, close: () => this.eventHandlers.delete(onRecord) };
+  }
+
+  /** Delivers one event record as the kernel ring would. */
+  emitEvent(record: Uint8Array): void {
+    for (const handler of this.eventHandlers) handler(record);
   }
 
   async status(): Promise<Record<string, unknown>> {

@@ -20,6 +20,14 @@ export interface ApplyOptions {
   policyEnforcement?: PolicyEnforcement;
 }
 
+/** The datapath's event stream (cilium_events), as opened by openEvents. */
+export interface DatapathEvents {
+  /** Events the kernel could not write because the ring was full, since the datapath was created. */
+  lost(): number;
+  /** Stops delivering records. Idempotent. */
+  close(): void;
+}
+
 export interface EndpointDatapath {
   /** Host plumbing and programs; called once at start, before any endpoint is applied. */
   start(config: AgentConfig): Promise<void>;
@@ -50,6 +58,11 @@ export interface EndpointDatapath {
   deleteIpcache(cidr: string): Promise<void>;
   /** The ipcache as the kernel holds it. */
   listIpcache(): Promise<IpcacheEntry[]>;
+  /**
+   * Starts delivering the datapath's event records (drop, trace, policy verdict; the layout of
+   * bpf/lib/events.h) to `onRecord`, which may keep each one. Called after start().
+   */
+  openEvents(onRecord: (record: Uint8Array) => void): DatapathEvents;
   /**
    * Facts for `cilium status --verbose`. Keys the CLI knows: "kernel" (string), "attach-mode"
    * (string, e.g. "tcx"), "programs" (string[]); any other key is printed as it is.

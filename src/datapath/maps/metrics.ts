@@ -3,6 +3,9 @@ import { pad, perCpu, struct, u64, u8, type Infer } from "../bpf/index.ts";
 
 export const METRICS_MAP = "cilium_metrics";
 
+/** The reason under which the datapath counts events it could not write (METRIC_EVENTS_LOST). */
+export const METRIC_EVENTS_LOST = 127;
+
 /** DIR_* of bpf/lib/metrics.h. */
 export const MetricsDirection = { ingress: 1, egress: 2 } as const;
 
