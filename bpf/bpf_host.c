@@ -27,6 +27,7 @@
 #include "trace.h"
 #include "conntrack.h"
 #include "policy.h"
+#include "policy_log.h"
 #include "nat.h"
 
 /* ------------------------------------------------------------------------
@@ -35,14 +36,16 @@
 
 /*
  * Conntrack and ingress policy of the destination endpoint for a packet the
- * node sends to it. Returns 0 or a drop reason; *ct and *mon describe the
- * packet in the endpoint's ingress view.
+ * node sends to it. Returns 0 or a drop reason, reported as a policy
+ * verdict; *ct and *mon describe the packet in the endpoint's ingress view.
  */
 static __always_inline int host_to_lxc_policy(struct __sk_buff *skb,
 					      const struct ipv4_pkt *p,
 					      const struct endpoint_info *dst,
-					      __u32 src_identity, __u8 *ct,
-					      __u8 *mon)
+					      __u32 src_identity,
+					      const struct node_config *cfg,
+					      const struct event_info *info,
+					      __u8 *ct, __u8 *mon)
 {
 	struct ct4_key tuple = {
 		.saddr = p->saddr, .daddr = p->daddr, .proto = p->proto,
@@ -72,6 +75,8 @@ static __always_inline int host_to_lxc_policy(struct __sk_buff *skb,
 	if (*ct == CT_REPLY || *ct == CT_RELATED)
 		return 0;
 	ret = policy_can_ingress4(dst, &pl, src_identity);
+	send_policy_verdict(skb, cfg, dst, DIR_INGRESS, src_identity, &pl,
+			    ret, *ct, info);
 	if (ret)
 		return ret;
 	if (*ct == CT_NEW && l4_trackable(l4res) &&
@@ -111,7 +116,8 @@ int cil_from_host(struct __sk_buff *skb)
 	info.dst_identity = dst->sec_identity;
 	info.dst_id = dst->lxc_id;
 
-	ret = host_to_lxc_policy(skb, &p, dst, info.src_identity, &ct, &mon);
+	ret = host_to_lxc_policy(skb, &p, dst, info.src_identity, cfg, &info,
+				 &ct, &mon);
 	if (ret)
 		return send_drop(skb, ret, &info);
 

@@ -28,6 +28,7 @@
 #include "trace.h"
 #include "conntrack.h"
 #include "policy.h"
+#include "policy_log.h"
 #include "arp.h"
 
 /* The outcome of conntrack + policy for one packet. */
@@ -69,6 +70,7 @@ static __always_inline int lxc_ct_view(struct __sk_buff *skb,
  * cilium_ipcache's, else WORLD; the source's is the endpoint's own.
  * Returns 0 or a drop reason (direction in v->drop_dir): DROP_POLICY when
  * no entry allows the packet, DROP_POLICY_DENY when a deny entry matches.
+ * Each decision is reported as a policy verdict (policy_log.h).
  */
 static __always_inline int lxc_ct_and_policy(struct __sk_buff *skb,
 					     const struct ct4_key *tuple,
@@ -78,6 +80,8 @@ static __always_inline int lxc_ct_and_policy(struct __sk_buff *skb,
 					     const struct endpoint_info *src,
 					     const struct endpoint_info *dst,
 					     __u32 dst_identity,
+					     const struct node_config *cfg,
+					     const struct event_info *info,
 					     struct lxc_verdict *v)
 {
 	int tracked = l4_trackable(l4res);
@@ -88,6 +92,8 @@ static __always_inline int lxc_ct_and_policy(struct __sk_buff *skb,
 				   CT_EGRESS, &v->mon);
 	if (v->ct_egress != CT_REPLY && v->ct_egress != CT_RELATED) {
 		ret = policy_can_egress4(src, pl, dst_identity);
+		send_policy_verdict(skb, cfg, src, DIR_EGRESS, dst_identity,
+				    pl, ret, v->ct_egress, info);
 		if (ret) {
 			v->drop_dir = DIR_EGRESS;
 			return ret;
@@ -101,6 +107,9 @@ static __always_inline int lxc_ct_and_policy(struct __sk_buff *skb,
 		if (v->ct_ingress != CT_REPLY &&
 		    v->ct_ingress != CT_RELATED) {
 			ret = policy_can_ingress4(dst, pl, src->sec_identity);
+			send_policy_verdict(skb, cfg, dst, DIR_INGRESS,
+					    src->sec_identity, pl, ret,
+					    v->ct_ingress, info);
 			if (ret) {
 				v->drop_dir = DIR_INGRESS;
 				return ret;
@@ -177,7 +186,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb,
 
 	ret = lxc_ct_and_policy(skb, &tuple, have_inner ? &inner : NULL, l4res,
 				l4.tcp_flags, &pl, src, dst, info.dst_identity,
-				&v);
+				cfg, &info, &v);
 	if (ret) {
 		info.flags = v.drop_dir;
 		return send_drop(skb, ret, &info);

@@ -6,6 +6,20 @@
  * len_cap (<= 128) bytes of the packet, starting at the Ethernet header.
  * Type numbers follow upstream's monitor message types so that the Hubble
  * parser can dispatch on them unchanged.
+ *
+ * Policy verdicts (EVENT_TYPE_POLICY_VERDICT, policy_log.h) use the same
+ * header; some fields mean something else for them:
+ *   subtype     0
+ *   source      the local endpoint whose policy decided
+ *   reason      the verdict: 0 allow, else the drop reason (133 no entry
+ *               allows, 181 a deny entry matched): action deny
+ *   flags       bits 0-1 direction of that endpoint's policy (1 ingress,
+ *               2 egress), bits 3-5 POLICY_MATCH_*; never EVENT_F_REPLY
+ *   line        destination port as policy saw it (ICMP: type), host
+ *               order; 0 when the packet had none (later fragments)
+ *   file        IP protocol
+ *   orig_ip4    0
+ * The remote identity is dst_identity on egress, src_identity on ingress.
  */
 #pragma once
 
@@ -15,7 +29,7 @@
 enum {
 	EVENT_TYPE_DROP = 1,		/* CILIUM_NOTIFY_DROP */
 	EVENT_TYPE_TRACE = 4,		/* CILIUM_NOTIFY_TRACE */
-	EVENT_TYPE_POLICY_VERDICT = 5,	/* CILIUM_NOTIFY_POLICY_VERDICT (later) */
+	EVENT_TYPE_POLICY_VERDICT = 5,	/* CILIUM_NOTIFY_POLICY_VERDICT */
 };
 
 #define EVENT_VERSION		1
@@ -24,6 +38,8 @@ enum {
 /* event_hdr.flags */
 #define EVENT_F_DIR_MASK	0x03	/* DIR_INGRESS / DIR_EGRESS */
 #define EVENT_F_REPLY		0x04	/* packet is a reply of a tracked conn */
+#define EVENT_F_MATCH_MASK	0x38	/* policy verdicts: POLICY_MATCH_* << 3 */
+#define EVENT_F_MATCH_SHIFT	3	/* (where upstream keeps match_type) */
 
 struct event_hdr {
 	__u8 type;		/*  0 EVENT_TYPE_* */

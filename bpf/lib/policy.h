@@ -57,13 +57,14 @@ static __always_inline void policy_l4_init(struct policy_l4 *pl, __u8 proto,
 	}
 }
 
+/* Longest match for (endpoint, dir, identity, pl) among entries whose
+ * prefix is at most `prefixlen` bits. */
 static __always_inline struct policy_entry *
-policy_lookup4(__u16 endpoint_id, __u8 dir, __u32 identity,
-	       const struct policy_l4 *pl)
+policy_lookup4_at(__u16 endpoint_id, __u8 dir, __u32 identity,
+		  const struct policy_l4 *pl, __u32 prefixlen)
 {
 	struct policy_key key = {
-		.prefixlen = pl->port_known ? POLICY_PREFIX_FULL
-					    : POLICY_PREFIX_ANY_PORT,
+		.prefixlen = prefixlen,
 		.endpoint_id = bpf_htons(endpoint_id),
 		.direction = dir,
 		.identity = bpf_htonl(identity),
@@ -72,6 +73,15 @@ policy_lookup4(__u16 endpoint_id, __u8 dir, __u32 identity,
 	};
 
 	return bpf_map_lookup_elem(&cilium_policy, &key);
+}
+
+static __always_inline struct policy_entry *
+policy_lookup4(__u16 endpoint_id, __u8 dir, __u32 identity,
+	       const struct policy_l4 *pl)
+{
+	return policy_lookup4_at(endpoint_id, dir, identity, pl,
+				 pl->port_known ? POLICY_PREFIX_FULL
+						: POLICY_PREFIX_ANY_PORT);
 }
 
 /* 0 (allow), DROP_POLICY_DENY or DROP_POLICY for endpoint `ep` and traffic
@@ -83,18 +93,26 @@ static __always_inline int policy_verdict4(const struct endpoint_info *ep,
 	__u16 enforced = dir == DIR_INGRESS ? ENDPOINT_F_POLICY_INGRESS
 					    : ENDPOINT_F_POLICY_EGRESS;
 	struct policy_entry *by_identity, *any_identity;
+	int found = 0;
 
 	if (!(ep->flags & enforced))
 		return 0;
 
+	/* Flags are tested one pointer at a time: clang may otherwise OR the
+	 * two pointers together, which the verifier refuses. */
 	by_identity = policy_lookup4(ep->lxc_id, dir, remote, pl);
+	if (by_identity) {
+		if (by_identity->flags & POLICY_F_DENY)
+			return DROP_POLICY_DENY;
+		found = 1;
+	}
 	any_identity = policy_lookup4(ep->lxc_id, dir, 0, pl);
-	if ((by_identity && (by_identity->flags & POLICY_F_DENY)) ||
-	    (any_identity && (any_identity->flags & POLICY_F_DENY)))
-		return DROP_POLICY_DENY;
-	if (by_identity || any_identity)
-		return 0;
-	return DROP_POLICY;
+	if (any_identity) {
+		if (any_identity->flags & POLICY_F_DENY)
+			return DROP_POLICY_DENY;
+		found = 1;
+	}
+	return found ? 0 : DROP_POLICY;
 }
 
 static __always_inline int policy_can_egress4(const struct endpoint_info *src,

@@ -8,7 +8,7 @@
  * Nothing is global: several agents on one machine differ in node name, state dir, bpf root and
  * socket.
  */
-import { isAbsolute, normalize } from "node:path";
+import { dirname, isAbsolute, join, normalize } from "node:path";
 import { formatCidr, parseCidr } from "../net/ipv4.ts";
 import { MAX_POOL_PREFIX } from "./ipam/index.ts";
 
@@ -34,8 +34,17 @@ export interface AgentConfig {
   allowLocalhost: AllowLocalhost;
   /** --bpf-policy-map-max: entries the policy map may hold, all endpoints together (undefined: the whole map). */
   policyMapMax?: number;
+  /** --monitor-aggregation: which trace and policy-verdict events the datapath writes. */
+  monitorAggregation: MonitorAggregationLevel;
+  /** --monitor-socket-path: where `cilium monitor` reads the event stream. */
+  monitorSocketPath: string;
   configDir?: string;
 }
+
+export type MonitorAggregationLevel = "none" | "low" | "medium" | "maximum";
+const MONITOR_AGGREGATION_LEVELS: readonly MonitorAggregationLevel[] = ["none", "low", "medium", "maximum"];
+/** Upstream's file name for the monitor socket, next to the API socket by default. */
+export const MONITOR_SOCKET_NAME = "monitor1_2.sock";
 
 export type EnforcementMode = "default" | "always" | "never";
 export type AllowLocalhost = "auto" | "always" | "policy";
@@ -197,6 +206,19 @@ export const AGENT_OPTIONS = {
     },
     fallback: () => 0,
   }),
+  "monitor-aggregation": option<MonitorAggregationLevel>({
+    description: "Which trace and policy-verdict events the datapath reports: none (every packet), low, medium (new connections and TCP flag changes), maximum",
+    parse: (text) => {
+      const value = String(text).trim() as MonitorAggregationLevel;
+      return MONITOR_AGGREGATION_LEVELS.includes(value) ? { value } : { problem: `must be one of ${MONITOR_AGGREGATION_LEVELS.join(", ")}` };
+    },
+    fallback: () => "medium",
+  }),
+  "monitor-socket-path": option<string>({
+    description: `Path of the monitor unix socket \`cilium monitor\` reads (default: ${MONITOR_SOCKET_NAME} next to --socket-path)`,
+    parse: absolutePath,
+    fallback: () => "",
+  }),
 } as const;
 
 export type AgentOptionName = keyof typeof AGENT_OPTIONS;
@@ -235,6 +257,8 @@ export function resolveAgentConfig(sources: ConfigSources, host: HostFacts): Age
     devices: values.devices as string[],
     enablePolicy: values["enable-policy"] as EnforcementMode,
     allowLocalhost: values["allow-localhost"] as AllowLocalhost,
+    monitorAggregation: values["monitor-aggregation"] as MonitorAggregationLevel,
+    monitorSocketPath: (values["monitor-socket-path"] as string) || join(dirname(values["socket-path"] as string), MONITOR_SOCKET_NAME),
   };
   if ((values["bpf-policy-map-max"] as number) > 0) config.policyMapMax = values["bpf-policy-map-max"] as number;
   if (sources.configDir) config.configDir = sources.configDir.path;
@@ -256,6 +280,8 @@ export function configByOption(config: AgentConfig): Record<string, OptionValue>
     "enable-policy": config.enablePolicy,
     "allow-localhost": config.allowLocalhost,
     "bpf-policy-map-max": config.policyMapMax ?? 0,
+    "monitor-aggregation": config.monitorAggregation,
+    "monitor-socket-path": config.monitorSocketPath,
   };
   if (config.configDir !== undefined) options[CONFIG_DIR_OPTION] = config.configDir;
   return options;

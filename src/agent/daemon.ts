@@ -24,6 +24,7 @@ import { HealthProblems } from "./health.ts";
 import { parseCidr } from "../net/ipv4.ts";
 import { Ipam } from "./ipam/index.ts";
 import { MonitorHub, type MonitorEvents } from "./monitor/index.ts";
+import { startMonitorServer, type MonitorServer } from "./monitor/server.ts";
 import { collectStatus } from "./status.ts";
 
 export interface DaemonOptions {
@@ -53,6 +54,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
   const ipam = Ipam.open(parseCidr(config.ipv4Range), config.stateDir);
   const health = new HealthProblems();
   let monitor: MonitorHub | undefined;
+  let monitorServer: MonitorServer | undefined;
   try {
     const identityBackend = EmbeddedIdentityBackend.open(config.stateDir);
     await datapath.start(config);
@@ -78,6 +80,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     addIpamRoutes(router, { config, ipam, endpoints });
     addPolicyRoutes(router, { policy, endpoints });
     const apiLatency = new ApiLatencyHistogram();
+    monitorServer = await startMonitorServer({ socketPath: config.monitorSocketPath, socketGid: config.socketGid, monitor, log: logger("monitor") });
     const api = await startApiServer({ socketPath: config.socketPath, socketGid: config.socketGid, router, metrics: apiLatency, log: logger("api") });
 
     let stopping: Promise<void> | undefined;
@@ -92,6 +95,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
       stop: () =>
         (stopping ??= (async () => {
           await api.stop();
+          monitorServer?.stop();
           monitor?.close();
           await datapath.stop();
           log.info("agent stopped");
@@ -99,6 +103,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     };
   } catch (error) {
     // Release what start() took; the datapath's kernel state stays, as on any stop.
+    monitorServer?.stop();
     monitor?.close();
     await datapath.stop().catch((stopError) => log.warn("the datapath did not stop cleanly", stopError));
     throw error;

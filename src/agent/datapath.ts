@@ -48,6 +48,7 @@ export class LinuxDatapath implements EndpointDatapath {
       mtu: config.mtu,
       masquerade: config.enableIpv4Masquerade,
       devices: config.devices,
+      monitorAggregation: config.monitorAggregation,
       ...(config.policyMapMax === undefined ? {} : { policyMaxEntries: config.policyMapMax }),
     });
   }

@@ -42,6 +42,8 @@ describe("defaults", () => {
       devices: [],
       enablePolicy: "default",
       allowLocalhost: "auto",
+      monitorAggregation: "medium",
+      monitorSocketPath: "/var/run/cilium/monitor1_2.sock",
     });
   });
 
@@ -162,5 +164,25 @@ describe("the config dir, as a ConfigMap mounts it", () => {
     expect(() => loadAgentConfig({ "ipv4-range": "10.1.0.0/24" }, { CILIUM_CONFIG_DIR: "/nonexistent/cilium-config" })).toThrow(
       '--config-dir "/nonexistent/cilium-config": cannot read the directory: ENOENT',
     );
+  });
+});
+
+describe("monitor options", () => {
+  test("--monitor-aggregation takes upstream's four levels, from a flag or the config dir", () => {
+    for (const level of ["none", "low", "medium", "maximum"] as const) expect(resolve({ flags: { "monitor-aggregation": level } }).monitorAggregation).toBe(level);
+    const configDir = { path: "/etc/cilium", values: { "monitor-aggregation": "none\n" } };
+    expect(resolve({ configDir }).monitorAggregation).toBe("none");
+  });
+
+  test("a bad --monitor-aggregation names the option, the value and the levels", () => {
+    expect(problemsOf({ flags: { "ipv4-range": "10.200.0.0/24", "monitor-aggregation": "verbose" } })).toEqual([
+      '--monitor-aggregation "verbose": must be one of none, low, medium, maximum',
+    ]);
+  });
+
+  test("the monitor socket sits next to the API socket unless --monitor-socket-path says otherwise", () => {
+    expect(resolve({ flags: { "socket-path": "/run/n1/cilium.sock" } }).monitorSocketPath).toBe("/run/n1/monitor1_2.sock");
+    expect(resolve({ flags: { "monitor-socket-path": "/run/m.sock" } }).monitorSocketPath).toBe("/run/m.sock");
+    expect(problemsOf({ flags: { "ipv4-range": "10.200.0.0/24", "monitor-socket-path": "m.sock" } })).toEqual(['--monitor-socket-path "m.sock": must be an absolute path']);
   });
 });

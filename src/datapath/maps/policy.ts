@@ -262,6 +262,33 @@ export function policyVerdict(endpointId: number, entries: readonly PolicyMapEnt
   return PolicyDropReason.denied;
 }
 
+/** Upstream's PolicyMatchType numbers, as policy-verdict events carry them (bpf/lib/policy_log.h). */
+export const PolicyMatchType = { none: 0, l3Only: 1, l3L4: 2, l4Only: 3, all: 4, l3Proto: 5, protoOnly: 6 } as const;
+
+/**
+ * The match type the datapath reports with a verdict for `query` in an enforced direction: the
+ * deny entry that decided, else the allow entry most specific on L4 (an identity's entry winning
+ * a tie), else none.
+ */
+export function policyMatchType(endpointId: number, entries: readonly PolicyMapEntry[], query: PolicyQuery): number {
+  const verdict = policyVerdict(endpointId, entries, true, query);
+  if (verdict === PolicyDropReason.denied) return PolicyMatchType.none;
+  let byIdentity = longestMatch(endpointId, entries, query, query.identity);
+  let anyIdentity = longestMatch(endpointId, entries, query, 0);
+  if (verdict === PolicyDropReason.denylisted) {
+    if (byIdentity?.deny) anyIdentity = undefined;
+    else byIdentity = undefined;
+  }
+  // 0: any protocol, 1: any port of a protocol, 2: a port or port range.
+  const level = (entry: PolicyMapEntry | undefined) =>
+    entry === undefined ? -1 : entry.key.prefixlen < POLICY_PREFIX_ANY_PORT ? 0 : entry.key.prefixlen === POLICY_PREFIX_ANY_PORT ? 1 : 2;
+  const byLevel = level(byIdentity);
+  const anyLevel = level(anyIdentity);
+  if (byLevel >= 0 && byLevel >= anyLevel) return [PolicyMatchType.l3Only, PolicyMatchType.l3Proto, PolicyMatchType.l3L4][byLevel]!;
+  if (anyLevel >= 0) return [PolicyMatchType.all, PolicyMatchType.protoOnly, PolicyMatchType.l4Only][anyLevel]!;
+  return PolicyMatchType.none;
+}
+
 function longestMatch(endpointId: number, entries: readonly PolicyMapEntry[], query: PolicyQuery, identity: number): PolicyMapEntry | undefined {
   const portKnown = query.port !== undefined;
   const probe: PolicyKeyValue = {

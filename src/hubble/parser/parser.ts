@@ -37,14 +37,15 @@ export class FlowParser {
   /** Parses one ring-buffer record; throws EventRecordError for records that are not flows. */
   parse(bytes: Uint8Array): Flow {
     const record = decodeEventRecord(bytes);
-    if (record.type !== MonitorEventType.DROP && record.type !== MonitorEventType.TRACE) {
+    if (record.type !== MonitorEventType.DROP && record.type !== MonitorEventType.TRACE && record.type !== MonitorEventType.POLICY_VERDICT) {
       throw new EventRecordError(`event type ${record.type} is not a flow event`);
     }
     return this.toFlow(record);
   }
 
   private toFlow(r: EventRecord): Flow {
-    const isDrop = r.type === MonitorEventType.DROP;
+    // A denying policy verdict is a drop as Hubble shows it (upstream: verdict < 0 -> DROPPED).
+    const isDrop = r.type === MonitorEventType.DROP || (r.policy !== undefined && r.policy.dropReason !== 0);
     const packet = decodePacket(r.packet);
     const ip = packet.ip;
     if (ip && r.type === MonitorEventType.TRACE && r.subtype === TRACE_TO_NETWORK && r.origIp4 !== 0) {
@@ -70,7 +71,16 @@ export class FlowParser {
       interface: { index: r.ifindex },
       Summary: summarize(packet.l4, ip !== undefined),
     };
-    if (isDrop) {
+    if (r.policy) {
+      flow.policy_match_type = r.policy.matchType;
+      if (r.policy.dropReason !== 0) {
+        flow.drop_reason = r.policy.dropReason;
+        flow.drop_reason_desc = r.policy.dropReason;
+      } else {
+        // Allows are reported for the first packet of a connection, never for replies (upstream).
+        flow.is_reply = { value: false };
+      }
+    } else if (isDrop) {
       flow.drop_reason = r.subtype;
       flow.drop_reason_desc = r.subtype;
       if (r.file) flow.file = r.file;
