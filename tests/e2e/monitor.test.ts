@@ -60,7 +60,6 @@ describePrivileged("cilium monitor against a real agent", () => {
   let node: TestNode;
   let client: Pod;
   let server: Pod;
-  let bystander: Pod;
   let echo: EchoServer | undefined;
   const ids = new Map<string, { id: number; identity: number }>();
 
@@ -69,7 +68,7 @@ describePrivileged("cilium monitor against a real agent", () => {
     await node.startAgent();
     client = node.addPod("client", "shop", { app: "client" });
     server = node.addPod("server", "shop", { app: "server" });
-    bystander = node.addPod("bystander", "shop", { app: "bystander" });
+    node.addPod("bystander", "shop", { app: "bystander" });
     echo = await startEchoServers(server.netns, [
       { protocol: "tcp", port: 80 },
       { protocol: "tcp", port: 8080 },

@@ -98,14 +98,21 @@ class ClientQueue {
     });
   }
 
-  /** Writes what the socket takes now; the rest waits for drain. */
+  /**
+   * Writes what the socket takes now; the rest waits for drain. Once the queue is empty, drops
+   * since the last record are reported at once rather than with the next record.
+   */
   flush(): void {
-    if (this.closed) return;
-    if (this.start === this.end && this.dropped > 0 && this.makeRoom(LOST_FRAME_LEN)) this.reportDropped();
-    if (this.start === this.end) return;
-    const written = this.socket.write(this.buffer.subarray(this.start, this.end));
-    if (written > 0) this.start += written;
-    if (this.start === this.end) this.start = this.end = 0;
+    while (!this.closed) {
+      if (this.start === this.end) {
+        if (this.dropped === 0 || !this.makeRoom(LOST_FRAME_LEN)) return;
+        this.reportDropped();
+      }
+      const written = this.socket.write(this.buffer.subarray(this.start, this.end));
+      if (written > 0) this.start += written;
+      if (this.start !== this.end) return;
+      this.start = this.end = 0;
+    }
   }
 
   close(): void {
