@@ -30,6 +30,11 @@ const lib = dlopen("libc.so.6", {
   unlink: { args: [ptr], returns: i32 },
   read: { args: [i32, ptr, u64], returns: i64 },
   write: { args: [i32, ptr, u64], returns: i64 },
+  // BPF ring buffers are read through their mmap'ed pages (bpf/ringbuf.ts). mmap's result is
+  // taken as an integer so MAP_FAILED ((void *)-1) reads as -1.
+  mmap: { args: [ptr, u64, i32, i32, i32, i64], returns: i64 },
+  munmap: { args: [ptr, u64], returns: i32 },
+  sysconf: { args: [i32], returns: i64 },
 });
 
 export const libc = lib.symbols;
@@ -87,3 +92,8 @@ export const ENODEV = 19;
 export const ETIMEDOUT = 110;
 
 export type { Pointer };
+
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 1;
+export const _SC_PAGESIZE = 30;

@@ -31,3 +31,4 @@ export { attachTc, TcxAttachment, ClsactAttachment, type TcAttachment, type TcAt
 export { listTcx, tcxSupported, type TcDirection, type TcxProgram } from "./tcx.ts";
 export { attachCgroup, type CgroupAttachType } from "./cgroup.ts";
 export { RingBufferReader, type RingBufferOptions, type RingBufferStats } from "./ringbuf.ts";
+export { LibbpfRingBufferReader } from "./ringbuf-libbpf.ts";
