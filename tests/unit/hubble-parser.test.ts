@@ -181,7 +181,8 @@ describe("FlowParser", () => {
     const bad = record({ type: 4, subtype: 0 }, []);
     new DataView(bad.buffer).setUint16(14, 9, true);
     expect(() => p.parse(bad)).toThrow(/version 9/);
-    expect(() => p.parse(record({ type: 5, subtype: 0 }, []))).toThrow(/not a flow event/);
+    // Debug messages (type 2) are not flows; policy verdicts (5) now are.
+    expect(() => p.parse(record({ type: 2, subtype: 0 }, []))).toThrow(/not a flow event/);
   });
 });
 
