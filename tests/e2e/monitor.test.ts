@@ -197,3 +197,55 @@ spec:
     expect(afterStop.stderr).toContain(`cannot open the monitor socket ${join(node.dir, "monitor1_2.sock")}: ENOENT`);
   }, 30_000);
 });
+
+describePrivileged("cilium monitor with --monitor-aggregation none", () => {
+  const namespaces = new TestNamespaces(`${prefix}n`);
+  let node: TestNode;
+  let echo: EchoServer | undefined;
+  let monitor: MonitorProcess | undefined;
+
+  beforeAll(async () => {
+    node = new TestNode(namespaces, { name: "n2", podCidr: `10.208.${octet}.0/24`, extraAgentArgs: ["--monitor-aggregation", "none"] });
+    await node.startAgent();
+  }, 60_000);
+
+  afterAll(async () => {
+    monitor?.stop();
+    echo?.stop();
+    await node?.destroy();
+    namespaces.removeAll();
+  });
+
+  test("every judged packet of a connection is reported, and receive-side traces appear", async () => {
+    const client = node.addPod("client", "shop", { app: "client" });
+    const server = node.addPod("server", "shop", { app: "server" });
+    echo = await startEchoServers(server.netns, [{ protocol: "tcp", port: 80 }]);
+    const policy = join(node.dir, "allow.yaml");
+    writeFileSync(
+      policy,
+      `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: server-from-client, namespace: shop }
+spec:
+  endpointSelector: { matchLabels: { app: server } }
+  ingress:
+    - fromEndpoints: [{ matchLabels: { app: client } }]
+      toPorts: [{ ports: [{ port: "80", protocol: TCP }] }]
+`,
+    );
+    const revision = /^Revision: (\d+)$/m.exec(node.cilium(["policy", "import", policy]).stdout)![1]!;
+    node.cilium(["policy", "wait", revision, "--max-wait-time", "10s"]);
+
+    monitor = new MonitorProcess(node.nodeArgv([CILIUM, "monitor", "-H", `unix://${node.socketPath}`]));
+    await monitor.waitFor((m) => m.stderr.includes("Press Ctrl-C to quit"));
+    expect(await probeAsync(client.netns, "tcp", server.ip, 80, 1500)).toBe(client.ip);
+    const allow = (l: string) => l.startsWith("Policy verdict log: ") && l.includes(", ingress, action allow, auth: disabled, match L3-L4, ") && l.includes(` -> ${server.ip}:80 tcp `);
+    // SYN, ACK, request, FIN, ACK at least: each is judged (not a reply) and reported at "none".
+    await monitor.waitFor((m) => m.lines().filter(allow).length >= 4);
+    expect(monitor.lines().filter(allow).length).toBeGreaterThanOrEqual(4);
+    expect(monitor.lines().filter(allow).some((l) => l.endsWith(" tcp SYN"))).toBe(true);
+    expect(monitor.lines().filter(allow).some((l) => !l.endsWith(" tcp SYN"))).toBe(true);
+    // From-endpoint traces are written only at "none".
+    expect(monitor.lines().some((l) => l.startsWith("<- endpoint ") && l.includes(`${client.ip}:`))).toBe(true);
+  }, 60_000);
+});
