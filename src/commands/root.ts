@@ -19,6 +19,7 @@ export default defineCommand({
     identity: lazy(() => import("./identity.ts")),
     monitor: lazy(() => import("./monitor.ts")),
     policy: lazy(() => import("./policy.ts")),
+    relay: lazy(() => import("./relay.ts")),
     status: lazy(() => import("./status.ts")),
     version: lazy(() => import("./version.ts")),
   },

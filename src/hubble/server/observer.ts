@@ -34,10 +34,10 @@ interface GetFlowsRequest {
   until?: Timestamp;
 }
 
-const wallNow = (): Timestamp => timestampFromNanos(BigInt(Date.now()) * 1_000_000n);
+export const wallNow = (): Timestamp => timestampFromNanos(BigInt(Date.now()) * 1_000_000n);
 
 /** Resolves when the stream can take more (write() returned false: wait for 'drain'), or it ends. */
-function drained(call: ServerWritableStream<unknown, unknown>): Promise<void> {
+export function drained(call: ServerWritableStream<unknown, unknown>): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       call.off("drain", done);
@@ -49,7 +49,7 @@ function drained(call: ServerWritableStream<unknown, unknown>): Promise<void> {
   });
 }
 
-function badRequest(err: unknown): boolean {
+export function badRequest(err: unknown): boolean {
   return err instanceof FilterError || err instanceof QueryError || err instanceof LabelSelectorError;
 }
 

@@ -5,6 +5,7 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { rmSync } from "node:fs";
 import { grpcServiceDefinition } from "../proto/grpc.ts";
+import { peerImplementation, type PeerRegistry } from "../peer/service.ts";
 import { healthImplementation } from "./health.ts";
 import { Observer, type ObserverOptions } from "./observer.ts";
 
@@ -13,6 +14,8 @@ export interface HubbleServerOptions extends ObserverOptions {
   socketPath?: string;
   /** "host:port" for TCP, e.g. ":4244" (all addresses) or "127.0.0.1:4244". */
   listenAddress?: string;
+  /** When set, the Peer service is served too, listing these Hubble servers (for the relay). */
+  peers?: PeerRegistry;
 }
 
 export interface HubbleServer {
@@ -37,6 +40,7 @@ export async function startHubbleServer(opts: HubbleServerOptions): Promise<Hubb
   const server = new Server();
   server.addService(grpcServiceDefinition("observer.Observer"), new Observer(opts).implementation());
   server.addService(grpcServiceDefinition("grpc.health.v1.Health"), healthImplementation());
+  if (opts.peers) server.addService(grpcServiceDefinition("peer.Peer"), peerImplementation(opts.peers));
   try {
     if (opts.socketPath) {
       rmSync(opts.socketPath, { force: true });
