@@ -25,6 +25,7 @@ import { parseCidr } from "../net/ipv4.ts";
 import { Ipam } from "./ipam/index.ts";
 import { MonitorHub, type MonitorEvents } from "./monitor/index.ts";
 import { collectStatus } from "./status.ts";
+import type { MetricsServer } from "../metrics/http-server.ts";
 
 export interface DaemonOptions {
   config: AgentConfig;
@@ -53,6 +54,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
   const ipam = Ipam.open(parseCidr(config.ipv4Range), config.stateDir);
   const health = new HealthProblems();
   let monitor: MonitorHub | undefined;
+  let metrics: MetricsServer | undefined;
   try {
     const identityBackend = EmbeddedIdentityBackend.open(config.stateDir);
     await datapath.start(config);
@@ -78,6 +80,10 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     addIpamRoutes(router, { config, ipam, endpoints });
     addPolicyRoutes(router, { policy, endpoints });
     const apiLatency = new ApiLatencyHistogram();
+    if (config.prometheusServeAddr !== undefined) {
+      const { startAgentMetrics } = await import("./metrics/index.ts");
+      metrics = await startAgentMetrics({ address: config.prometheusServeAddr, endpoints, policy, datapath, apiLatency, log: logger("metrics") });
+    }
     const api = await startApiServer({ socketPath: config.socketPath, socketGid: config.socketGid, router, metrics: apiLatency, log: logger("api") });
 
     let stopping: Promise<void> | undefined;
@@ -92,6 +98,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
       stop: () =>
         (stopping ??= (async () => {
           await api.stop();
+          await metrics?.stop();
           monitor?.close();
           await datapath.stop();
           log.info("agent stopped");
@@ -99,6 +106,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     };
   } catch (error) {
     // Release what start() took; the datapath's kernel state stays, as on any stop.
+    await metrics?.stop();
     monitor?.close();
     await datapath.stop().catch((stopError) => log.warn("the datapath did not stop cleanly", stopError));
     throw error;
