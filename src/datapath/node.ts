@@ -625,14 +625,15 @@ export class NodeDatapath {
 
   /** Entries and capacity of the maps that fill up as pods, identities and connections grow. */
   mapFill(): MapFill[] {
-    const fill = (map: BpfMap<unknown, unknown>, maxEntries = map.maxEntries): MapFill => ({ map: map.name, entries: map.count(), maxEntries });
-    const result = [fill(this.endpoints), fill(this.ipcache), fill(this.policy, this.policyLimit)];
+    // By our names: the kernel keeps only the first 15 bytes of a map's name.
+    const fill = (name: string, map: BpfMap<unknown, unknown>, maxEntries = map.maxEntries): MapFill => ({ map: name, entries: map.count(), maxEntries });
+    const result = [fill(ENDPOINTS_MAP, this.endpoints), fill(IPCACHE_MAP, this.ipcache), fill(POLICY_MAP, this.policy, this.policyLimit)];
     for (const name of PRESSURE_MAPS) {
       const handle = this.objects.lxc.map(name);
       const info = mapInfo(handle.fd);
       const map = new BpfMap(handle, bytes(info.keySize), bytes(info.valueSize));
       try {
-        result.push(fill(map));
+        result.push(fill(name, map));
       } finally {
         map.close();
       }
