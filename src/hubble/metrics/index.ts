@@ -21,8 +21,6 @@ import type { ContextOptions } from "./context.ts";
 
 export { parseHubbleMetricsSpec, HubbleMetricsSpecError, HUBBLE_METRIC_HANDLERS, type HubbleMetricSpec } from "./spec.ts";
 
-type PromClient = typeof import("prom-client");
-
 export const HUBBLE_METRICS_SERVER_FLAG = "--hubble-metrics-server";
 
 const HANDLERS: Record<HubbleMetricName, (context: ContextOptions) => MetricHandler> = {
@@ -45,7 +43,7 @@ export async function createHubbleMetrics(spec: string | readonly string[] | rea
   const specs = isParsed(spec) ? spec : parseHubbleMetricsSpec(spec as string | readonly string[]);
   const client = await import("prom-client");
   const registry = new client.Registry();
-  const counters = specs.map((s) => countingHandler(HANDLERS[s.name](s.context), client, registry));
+  const counters = specs.map((s) => countingHandler(HANDLERS[s.name](s.context), registry));
   return {
     handle(flow) {
       for (const counter of counters) counter(flow);
@@ -86,22 +84,31 @@ export async function startHubbleMetrics({ spec, listen, onFlow }: StartHubbleMe
 }
 
 /**
- * The handler's counter, its labels sorted by name as upstream's Go client writes them, and a
- * cache of label children so a flow costs a map lookup per count, not a label hash.
+ * The handler's counter family, kept as a map from label values to a count: a flow costs a
+ * string join and a map lookup per count (prom-client's own labelled inc() hashes a label object
+ * each time). Labels are sorted by name as upstream's Go client writes them; prom-client writes
+ * the exposition from these samples at scrape time.
  */
-function countingHandler(handler: MetricHandler, client: PromClient, registry: Registry): (flow: Flow) => void {
+function countingHandler(handler: MetricHandler, registry: Registry): (flow: Flow) => void {
   const order = handler.labelNames.map((name, i) => ({ name, i })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const counter = new client.Counter({ name: handler.name, help: handler.help, labelNames: order.map((l) => l.name), registers: [registry] });
-  const children = new Map<string, { inc(): void }>();
+  const samples = new Map<string, { labels: Record<string, string>; value: number }>();
   const count = (values: string[]) => {
     const key = values.join("\0");
-    let child = children.get(key);
-    if (child === undefined) {
-      child = counter.labels(...order.map((l) => values[l.i]!));
-      children.set(key, child);
+    const sample = samples.get(key);
+    if (sample !== undefined) {
+      sample.value++;
+      return;
     }
-    child.inc();
+    const labels: Record<string, string> = {};
+    for (const { name, i } of order) labels[name] = values[i]!;
+    samples.set(key, { labels, value: 1 });
   };
+  registry.registerMetric({
+    name: handler.name,
+    help: handler.help,
+    type: "counter",
+    get: async () => ({ name: handler.name, help: handler.help, type: "counter", aggregator: "sum", values: [...samples.values()].map((s) => ({ labels: s.labels, value: s.value })) }),
+  } as unknown as Parameters<Registry["registerMetric"]>[0]);
   return (flow) => handler.process(flow, count);
 }
 
