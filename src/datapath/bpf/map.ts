@@ -231,7 +231,7 @@ export class BpfMap<K, V> {
     const opts = batchOpts();
     const cursorSize = Math.max(this.keySize, 8);
     let cursor: Uint8Array | null = null;
-    let chunk = Math.min(4 * batchChunk, Math.max(this.maxEntries, 1));
+    let chunk = Math.min(64 * batchChunk, Math.max(this.maxEntries, 1));
     let keys = new Uint8Array(chunk * this.keySize);
     let values = new Uint8Array(chunk * this.value.size);
     for (;;) {
