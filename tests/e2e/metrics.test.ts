@@ -128,6 +128,10 @@ describePrivileged("agent metrics (real agent, real datapath counters, real traf
     expect(await value(deniedEgress)).toBe(egressBefore);
   });
 
+  test("the connections made show as conntrack map pressure", async () => {
+    expect(await value('cilium_bpf_map_pressure{map_name="cilium_ct4_global"}')).toBeGreaterThan(0);
+  });
+
   test("API requests the CLI made show in the latency histogram", async () => {
     const text = await scrape();
     expect(text).toMatch(/\ncilium_agent_api_process_time_seconds_count\{method="PUT",path="\/v1\/policy",return_code="200"\} [1-9]\d*\n/);
