@@ -7,16 +7,8 @@ import { release } from "node:os";
 import { NodeDatapath, type EndpointAttachment } from "../datapath/node.ts";
 import type { Endpoint } from "./api/types.ts";
 import type { AgentConfig } from "./config.ts";
-import {
-  EndpointGoneError,
-  type ApplyOptions,
-  type DatapathEvents,
-  type DatapathPolicy,
-  type EndpointDatapath,
-  type IpcacheEntry,
-  type MapFill,
-  type MetricsCounter,
-} from "./endpoint/datapath.ts";
+import { EndpointGoneError, type ApplyOptions, type DatapathEvents, type DatapathPolicy, type EndpointDatapath, type IpcacheEntry } from "./endpoint/datapath.ts";
+import type { MapFill, MetricsCounter } from "./endpoint/datapath.ts";
 
 function attachment(endpoint: Endpoint, options: ApplyOptions = {}): EndpointAttachment {
   const target: EndpointAttachment = {
