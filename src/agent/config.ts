@@ -11,6 +11,8 @@
 import { dirname, isAbsolute, join, normalize } from "node:path";
 import { formatCidr, parseCidr } from "../net/ipv4.ts";
 import { MAX_POOL_PREFIX } from "./ipam/index.ts";
+import { parseListenAddress } from "../metrics/listen-address.ts";
+import { parseHubbleMetricsSpec } from "../hubble/metrics/spec.ts";
 
 export interface AgentConfig {
   nodeName: string;
@@ -39,6 +41,12 @@ export interface AgentConfig {
   /** --monitor-socket-path: where `cilium monitor` reads the event stream. */
   monitorSocketPath: string;
   configDir?: string;
+  /** --prometheus-serve-addr: where the agent serves its metrics ("host:port", ":port"); undefined: off. */
+  prometheusServeAddr?: string;
+  /** --hubble-metrics-server: where Hubble metrics are served; undefined: off. */
+  hubbleMetricsServer?: string;
+  /** --hubble-metrics: the Hubble metrics enabled, one string each ("drop:sourceContext=pod"), checked. */
+  hubbleMetrics?: string[];
 }
 
 export type MonitorAggregationLevel = "none" | "low" | "medium" | "maximum";
@@ -219,6 +227,27 @@ export const AGENT_OPTIONS = {
     parse: absolutePath,
     fallback: () => "",
   }),
+  "prometheus-serve-addr": option<string>({
+    description: 'Address to serve the agent\'s Prometheus metrics on, e.g. ":9962" (default "": off)',
+    parse: optionalListenAddress,
+    fallback: () => "",
+  }),
+  "hubble-metrics-server": option<string>({
+    description: 'Address to serve Hubble metrics on, e.g. ":9965" (default "": off)',
+    parse: optionalListenAddress,
+    fallback: () => "",
+  }),
+  "hubble-metrics": option<string[]>({
+    description: 'Hubble metrics to serve, separated by spaces or commas, each with options: "drop:sourceContext=namespace;destinationContext=pod flow tcp port-distribution icmp"',
+    parse: (text) => {
+      try {
+        return { value: parseHubbleMetricsSpec(String(text)).map((spec) => spec.text) };
+      } catch (error) {
+        return { problem: (error as Error).message };
+      }
+    },
+    fallback: () => [],
+  }),
 } as const;
 
 export type AgentOptionName = keyof typeof AGENT_OPTIONS;
@@ -241,6 +270,9 @@ export function resolveAgentConfig(sources: ConfigSources, host: HostFacts): Age
     if ("problem" in parsed) problems.push(`--${name} ${JSON.stringify(given.value)}${given.from}: ${parsed.problem}`);
     else values[name] = parsed.value;
   }
+  if ((values["hubble-metrics"] as string[] | undefined)?.length && !values["hubble-metrics-server"]) {
+    problems.push("--hubble-metrics needs --hubble-metrics-server, the address to serve them on");
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const socketGroup = values["socket-group"] as string;
@@ -262,6 +294,9 @@ export function resolveAgentConfig(sources: ConfigSources, host: HostFacts): Age
   };
   if ((values["bpf-policy-map-max"] as number) > 0) config.policyMapMax = values["bpf-policy-map-max"] as number;
   if (sources.configDir) config.configDir = sources.configDir.path;
+  if (values["prometheus-serve-addr"]) config.prometheusServeAddr = values["prometheus-serve-addr"] as string;
+  if (values["hubble-metrics-server"]) config.hubbleMetricsServer = values["hubble-metrics-server"] as string;
+  if ((values["hubble-metrics"] as string[]).length > 0) config.hubbleMetrics = values["hubble-metrics"] as string[];
   return config;
 }
 
@@ -282,6 +317,9 @@ export function configByOption(config: AgentConfig): Record<string, OptionValue>
     "bpf-policy-map-max": config.policyMapMax ?? 0,
     "monitor-aggregation": config.monitorAggregation,
     "monitor-socket-path": config.monitorSocketPath,
+    "prometheus-serve-addr": config.prometheusServeAddr ?? "",
+    "hubble-metrics-server": config.hubbleMetricsServer ?? "",
+    "hubble-metrics": config.hubbleMetrics ?? [],
   };
   if (config.configDir !== undefined) options[CONFIG_DIR_OPTION] = config.configDir;
   return options;
@@ -316,6 +354,14 @@ function option<T extends OptionValue>(spec: Omit<OptionSpec<T>, "type"> & { typ
 function absolutePath(text: string | boolean): Parsed<string> {
   const path = String(text).trim();
   return isAbsolute(path) ? { value: normalize(path) } : { problem: "must be an absolute path" };
+}
+
+/** A listen address, or "" for off. */
+function optionalListenAddress(text: string | boolean): Parsed<string> {
+  const value = String(text).trim();
+  if (value === "") return { value };
+  const parsed = parseListenAddress(value);
+  return "problem" in parsed ? parsed : { value };
 }
 
 /** Go's strconv.ParseBool forms, which upstream's ConfigMaps use. */

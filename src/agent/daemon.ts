@@ -26,6 +26,7 @@ import { Ipam } from "./ipam/index.ts";
 import { MonitorHub, type MonitorEvents } from "./monitor/index.ts";
 import { startMonitorServer, type MonitorServer } from "./monitor/server.ts";
 import { collectStatus } from "./status.ts";
+import type { MetricsServer } from "../metrics/http-server.ts";
 
 export interface DaemonOptions {
   config: AgentConfig;
@@ -55,6 +56,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
   const health = new HealthProblems();
   let monitor: MonitorHub | undefined;
   let monitorServer: MonitorServer | undefined;
+  let metrics: MetricsServer | undefined;
   try {
     const identityBackend = EmbeddedIdentityBackend.open(config.stateDir);
     await datapath.start(config);
@@ -81,6 +83,10 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     addPolicyRoutes(router, { policy, endpoints });
     const apiLatency = new ApiLatencyHistogram();
     monitorServer = await startMonitorServer({ socketPath: config.monitorSocketPath, socketGid: config.socketGid, monitor, log: logger("monitor") });
+    if (config.prometheusServeAddr !== undefined) {
+      const { startAgentMetrics } = await import("./metrics/index.ts");
+      metrics = await startAgentMetrics({ address: config.prometheusServeAddr, endpoints, policy, datapath, apiLatency, log: logger("metrics") });
+    }
     const api = await startApiServer({ socketPath: config.socketPath, socketGid: config.socketGid, router, metrics: apiLatency, log: logger("api") });
 
     let stopping: Promise<void> | undefined;
@@ -96,6 +102,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
         (stopping ??= (async () => {
           await api.stop();
           monitorServer?.stop();
+          await metrics?.stop();
           monitor?.close();
           await datapath.stop();
           log.info("agent stopped");
@@ -104,6 +111,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
   } catch (error) {
     // Release what start() took; the datapath's kernel state stays, as on any stop.
     monitorServer?.stop();
+    await metrics?.stop();
     monitor?.close();
     await datapath.stop().catch((stopError) => log.warn("the datapath did not stop cleanly", stopError));
     throw error;

@@ -8,6 +8,7 @@ import { NodeDatapath, type EndpointAttachment } from "../datapath/node.ts";
 import type { Endpoint } from "./api/types.ts";
 import type { AgentConfig } from "./config.ts";
 import { EndpointGoneError, type ApplyOptions, type DatapathEvents, type DatapathPolicy, type EndpointDatapath, type IpcacheEntry } from "./endpoint/datapath.ts";
+import type { MapFill, MetricsCounter } from "./endpoint/datapath.ts";
 
 function attachment(endpoint: Endpoint, options: ApplyOptions = {}): EndpointAttachment {
   const target: EndpointAttachment = {
@@ -93,6 +94,14 @@ export class LinuxDatapath implements EndpointDatapath {
     const node = this.started;
     const reader = node.openEvents(onRecord);
     return { lost: () => node.eventsLost(), close: () => reader.close() };
+  }
+
+  async readMetrics(): Promise<MetricsCounter[]> {
+    return this.started.readMetrics();
+  }
+
+  async mapFill(): Promise<MapFill[]> {
+    return this.started.mapFill();
   }
 
   async status(): Promise<Record<string, unknown>> {

@@ -14,7 +14,9 @@ import {
   BpfLink,
   BpfMap,
   BpfObject,
+  bytes,
   ClsactAttachment,
+  mapInfo,
   programInfo,
   RingBufferReader,
   tcxSupported,
@@ -55,7 +57,7 @@ import {
   type PolicyPlan,
   type PolicyRule,
 } from "./maps/policy.ts";
-import { METRIC_EVENTS_LOST, METRICS_MAP, MetricsKey, metricsValuePerCpu } from "./maps/metrics.ts";
+import { METRIC_EVENTS_LOST, METRICS_MAP, MetricsKey, metricsValuePerCpu, type MapFill, type MetricsCounter } from "./maps/metrics.ts";
 import { MonitorAggregation, NODE_CONFIG_MAP, NodeConfig, NodeFlags, type MonitorAggregationLevel } from "./maps/node-config.ts";
 import { Netlink, type Link } from "./netlink/index.ts";
 import type { Netns } from "./netns.ts";
@@ -162,6 +164,8 @@ const ENDPOINT_FILTER = { handle: 1, priority: 1 } as const;
 
 const LXC_PROGRAM = "cil_from_container";
 const EVENTS_MAP = "cilium_events";
+/** Connection-tracking and NAT maps, reported by mapFill besides the endpoint, ipcache and policy maps. */
+const PRESSURE_MAPS = ["cilium_ct4_global", "cilium_snat_v4_external"] as const;
 const HOST_PROGRAM = "cil_from_host";
 const TO_NETDEV_PROGRAM = "cil_to_netdev";
 const FROM_NETDEV_PROGRAM = "cil_from_netdev";
@@ -599,6 +603,42 @@ export class NodeDatapath {
     } finally {
       metrics.close();
     }
+  }
+
+  /** cilium_metrics summed over the CPUs: packets and bytes by reason and direction. */
+  readMetrics(): MetricsCounter[] {
+    const metrics = new BpfMap(this.objects.lxc.map(METRICS_MAP), MetricsKey, metricsValuePerCpu());
+    try {
+      return metrics.batchLookup().map(([key, perCpuValues]) => {
+        let packets = 0n;
+        let byteCount = 0n;
+        for (const value of perCpuValues) {
+          packets += value.packets;
+          byteCount += value.bytes;
+        }
+        return { reason: key.reason, direction: key.dir, packets: Number(packets), bytes: Number(byteCount) };
+      });
+    } finally {
+      metrics.close();
+    }
+  }
+
+  /** Entries and capacity of the maps that fill up as pods, identities and connections grow. */
+  mapFill(): MapFill[] {
+    // By our names: the kernel keeps only the first 15 bytes of a map's name.
+    const fill = (name: string, map: BpfMap<unknown, unknown>, maxEntries = map.maxEntries): MapFill => ({ map: name, entries: map.count(), maxEntries });
+    const result = [fill(ENDPOINTS_MAP, this.endpoints), fill(IPCACHE_MAP, this.ipcache), fill(POLICY_MAP, this.policy, this.policyLimit)];
+    for (const name of PRESSURE_MAPS) {
+      const handle = this.objects.lxc.map(name);
+      const info = mapInfo(handle.fd);
+      const map = new BpfMap(handle, bytes(info.keySize), bytes(info.valueSize));
+      try {
+        result.push(fill(name, map));
+      } finally {
+        map.close();
+      }
+    }
+    return result;
   }
 
   /** Closes our handles. Pinned maps and links stay: the datapath keeps forwarding without us. */

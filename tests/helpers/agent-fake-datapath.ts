@@ -13,6 +13,8 @@ import {
   type DatapathPolicy,
   type EndpointDatapath,
   type IpcacheEntry,
+  type MapFill,
+  type MetricsCounter,
   type PolicyEnforcement,
   type PolicyRule,
 } from "../../src/agent/endpoint/datapath.ts";
@@ -143,6 +145,23 @@ export class RecordingDatapath implements EndpointDatapath {
   /** Delivers one event record as the kernel ring would. */
   emitEvent(record: Uint8Array): void {
     for (const handler of this.eventHandlers) handler(record);
+  }
+
+  /** What "the kernel" counted in cilium_metrics; tests set it. */
+  metricsCounters: MetricsCounter[] = [];
+
+  async readMetrics(): Promise<MetricsCounter[]> {
+    return this.metricsCounters.map((counter) => ({ ...counter }));
+  }
+
+  /** Map fill as "the kernel" holds it: the endpoints, the ipcache and the policy entries programmed. */
+  async mapFill(): Promise<MapFill[]> {
+    const policyEntries = [...this.policies.values()].reduce((n, policy) => n + policy.entries.length, 0);
+    return [
+      { map: "cilium_lxc", entries: this.programmed.size, maxEntries: 65535 },
+      { map: "cilium_ipcache", entries: this.ipcache.size, maxEntries: 65536 },
+      { map: "cilium_policy", entries: policyEntries, maxEntries: this.policyLimit ?? 65536 },
+    ];
   }
 
   async status(): Promise<Record<string, unknown>> {

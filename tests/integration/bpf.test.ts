@@ -230,7 +230,9 @@ describePrivileged("libbpf objects, maps, test runs and ring buffers", () => {
       const batch = endpoints.batchLookup();
       expect(batch.length).toBe(600);
       expect(byIp(batch)).toEqual(byIp(wanted));
+      expect(endpoints.count()).toBe(600);
       endpoints.clear();
+      expect(endpoints.count()).toBe(0);
       expect([...endpoints.keys()]).toEqual([]);
       expect(endpoints.batchLookup()).toEqual([]);
     });
@@ -329,6 +331,7 @@ describePrivileged("libbpf objects, maps, test runs and ring buffers", () => {
       expect(prefixes.lookup({ prefixlen: 32, addr: "11.0.0.1" })).toBeUndefined();
       const all = prefixes.batchLookup().map(([key, value]) => `${key.addr}/${key.prefixlen}=${value}`);
       expect(all.sort()).toEqual(["10.0.0.0/8=8", "10.1.0.0/16=16", "10.1.2.3/32=32"]);
+      expect(prefixes.count()).toBe(3);
       expect(prefixes.delete({ prefixlen: 16, addr: "10.1.0.0" })).toBe(true);
       expect(prefixes.lookup({ prefixlen: 32, addr: "10.1.9.9" })).toBe(8);
       prefixes.clear();

@@ -3,11 +3,13 @@
  * kernel itself: src/agent/datapath.ts implements this for real, tests use a recording fake.
  */
 import type { IpcacheEntry } from "../../datapath/maps/ipcache.ts";
+import type { MapFill, MetricsCounter } from "../../datapath/maps/metrics.ts";
 import type { EndpointPolicy as DatapathPolicy, PolicyRule } from "../../datapath/maps/policy.ts";
 import type { Endpoint } from "../api/types.ts";
 import type { AgentConfig } from "../config.ts";
 
 export type { DatapathPolicy, IpcacheEntry, PolicyRule };
+export type { MapFill, MetricsCounter };
 
 /** Directions whose policy the datapath enforces for an endpoint. */
 export interface PolicyEnforcement {
@@ -63,6 +65,10 @@ export interface EndpointDatapath {
    * bpf/lib/events.h) to `onRecord`, which may keep each one. Called after start().
    */
   openEvents(onRecord: (record: Uint8Array) => void): DatapathEvents;
+  /** The datapath's packet counters (cilium_metrics) by reason and direction, summed over the CPUs. */
+  readMetrics(): Promise<MetricsCounter[]>;
+  /** How full the datapath's maps are (entries and capacity), for cilium_bpf_map_pressure. */
+  mapFill(): Promise<MapFill[]>;
   /**
    * Facts for `cilium status --verbose`. Keys the CLI knows: "kernel" (string), "attach-mode"
    * (string, e.g. "tcx"), "programs" (string[]); any other key is printed as it is.

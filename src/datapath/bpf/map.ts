@@ -216,6 +216,47 @@ export class BpfMap<K, V> {
     }
   }
 
+  /**
+   * How many entries the map holds now (an array map: always max_entries). Reads keys and values
+   * many per syscall where supported, without decoding them: cheap enough for a metrics scrape.
+   */
+  count(): number {
+    if (arrayTypes.has(this.typeId)) return this.maxEntries;
+    let counted = 0;
+    if (!batchTypes.has(this.typeId)) {
+      for (const _ of this.rawKeys()) counted++;
+      return counted;
+    }
+    const fd = this.fd;
+    const opts = batchOpts();
+    const cursorSize = Math.max(this.keySize, 8);
+    let cursor: Uint8Array | null = null;
+    let chunk = Math.min(64 * batchChunk, Math.max(this.maxEntries, 1));
+    let keys = new Uint8Array(chunk * this.keySize);
+    let values = new Uint8Array(chunk * this.value.size);
+    for (;;) {
+      const next = new Uint8Array(cursorSize);
+      const read = new Uint32Array([chunk]);
+      const ret = libbpf().bpf_map_lookup_batch(fd, cursor, next, keys, values, read, opts);
+      if (ret === -ENOSPC && read[0] === 0) {
+        chunk *= 2;
+        keys = new Uint8Array(chunk * this.keySize);
+        values = new Uint8Array(chunk * this.value.size);
+        continue;
+      }
+      if (ret < 0 && ret !== -ENOENT) {
+        if (cursor === null && isUnsupported(ret)) {
+          for (const _ of this.rawKeys()) counted++;
+          return counted;
+        }
+        throw new BpfError(`batch lookup in map "${this.name}"`, -ret);
+      }
+      counted += read[0] ?? 0;
+      if (ret === -ENOENT) return counted;
+      cursor = next;
+    }
+  }
+
   /** Writes many entries per syscall where supported (with BPF_ANY semantics). */
   batchUpdate(entries: Iterable<readonly [K, V]>): void {
     const list = [...entries];

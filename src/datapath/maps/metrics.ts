@@ -15,3 +15,21 @@ export const MetricsValue = struct({ packets: u64, bytes: u64 });
 export const metricsValuePerCpu = () => perCpu(MetricsValue);
 
 export type MetricsKeyValue = Infer<typeof MetricsKey>;
+
+/** One cilium_metrics key's counters, summed over the CPUs. */
+export interface MetricsCounter {
+  /** 0: forwarded; a drop reason (bpf/lib/drop.h); METRIC_EVENTS_LOST. */
+  reason: number;
+  /** MetricsDirection, 0 when unknown. */
+  direction: number;
+  packets: number;
+  bytes: number;
+}
+
+/** How full one of the datapath's maps is. */
+export interface MapFill {
+  map: string;
+  entries: number;
+  /** The most entries it may hold (for cilium_policy: --bpf-policy-map-max when set). */
+  maxEntries: number;
+}

@@ -71,6 +71,11 @@ function icmpText(types: Record<number, string>, codes: Record<number, Record<nu
   return `${name}(${codeNames[code] ?? `Code: ${code}`})`;
 }
 
+/** gopacket's words for an ICMP type and code ("EchoRequest", "DestinationUnreachable(Port)"), as upstream's metrics label them. */
+export function icmpTypeCodeText(family: "ICMPv4" | "ICMPv6", type: number, code: number): string {
+  return family === "ICMPv4" ? icmpText(ICMPV4_TYPES, ICMPV4_CODES, type, code) : icmpText(ICMPV6_TYPES, {}, type, code);
+}
+
 export function summarize(l4: Layer4 | undefined, hasIp: boolean): string {
   if (l4?.TCP) return `TCP Flags: ${tcpFlagsText(l4.TCP.flags)}`;
   if (l4?.UDP) return "UDP";
