@@ -16,10 +16,11 @@
  *
  * Runnable alone: bun scripts/benchmarks/cross-node-throughput.ts
  */
-import { rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { Netlink } from "../../src/datapath/netlink/index.ts";
 import { Netns } from "../../src/datapath/netns.ts";
-import { NodeDatapath } from "../../src/datapath/node.ts";
+import type { NodeDatapath } from "../../src/datapath/node.ts";
 import { run, TestNamespaces } from "../../tests/helpers/netns.ts";
 import { type Benchmark, type BenchRow, median } from "./harness.ts";
 import { type Background, benchPrefix, inNetns, listening, startInNetns, TCP_RR } from "./lib/pods.ts";
@@ -76,7 +77,7 @@ function podNamespace(namespaces: TestNamespaces, node: string, name: string, ho
 }
 
 /** Ours: NodeDatapath in tunnel mode on both nodes, one pod each. */
-function ourNodes(namespaces: TestNamespaces, prefix: string, bpfRoots: string[], datapaths: NodeDatapath[]): PodPair {
+function ourNodes(Datapath: typeof NodeDatapath, namespaces: TestNamespaces, prefix: string, bpfRoots: string[], datapaths: NodeDatapath[]): PodPair {
   const { nodes } = underlay(namespaces, prefix, "o", "10.96.0");
   const specs = [
     { podCidr: "10.217.0.0/25", gateway: "10.217.0.1", podIp: "10.217.0.10", pod: "oca", identity: 1000 },
@@ -89,7 +90,7 @@ function ourNodes(namespaces: TestNamespaces, prefix: string, bpfRoots: string[]
     rmSync(bpfRoot, { recursive: true, force: true });
     bpfRoots.push(bpfRoot);
     const netns = Netns.open(`/var/run/netns/${node.netns}`);
-    const datapath = NodeDatapath.start({
+    const datapath = Datapath.start({
       bpfRoot,
       podCidr: spec.podCidr,
       clusterCidr: "10.217.0.0/24",
@@ -174,7 +175,9 @@ async function measure(): Promise<BenchRow[]> {
   const bpfRoots: string[] = [];
   const datapaths: NodeDatapath[] = [];
   try {
-    const ours = ourNodes(namespaces, prefix, bpfRoots, datapaths);
+    // Loaded here: the module embeds build/bpf objects, which exist only after a build.
+    const { NodeDatapath: Datapath } = await import("../../src/datapath/node.ts");
+    const ours = ourNodes(Datapath, namespaces, prefix, bpfRoots, datapaths);
     const baseline = plainVxlanNodes(namespaces, prefix);
     for (const pair of [ours, baseline]) await startServers(pair, servers);
 
@@ -220,6 +223,7 @@ const benchmark: Benchmark = {
   unavailable: () => {
     if (process.getuid?.() !== 0) return "needs root (network namespaces, BPF)";
     for (const tool of ["ip", "bridge", "nsenter", "iperf3", "ss"]) if (!Bun.which(tool)) return `needs ${tool}`;
+    if (!existsSync(join(import.meta.dir, "../../build/bpf/bpf_overlay.o"))) return "build/bpf is not built (bun scripts/build.ts)";
     return undefined;
   },
   run: measure,
