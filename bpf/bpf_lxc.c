@@ -11,7 +11,7 @@
  *   IPv4            -> anti-spoofing, conntrack, policy, then
  *                        local endpoint: L2 rewrite, TTL-1, redirect_peer
  *                        pod on another node (tunnel mode, the ipcache
- *                        names its node): TTL-1, tunnel key with the
+ *                        names its node): tunnel key with the
  *                        source identity as VNI, redirect to cilium_vxlan
  *                        anything else:  up the node's stack (TC_ACT_OK)
  *   anything else   -> dropped (UNSUPPORTED_L3_PROTOCOL)
@@ -127,18 +127,17 @@ static __always_inline int lxc_ct_and_policy(struct __sk_buff *skb,
 	return 0;
 }
 
-/* To a pod on another node: one L3 hop here, then into the tunnel with the
- * source identity in the VNI. Policy and conntrack have passed. */
+/* To a pod on another node: into the tunnel with the source identity in the
+ * VNI. Policy and conntrack have passed. The inner packet is not written to
+ * (no TTL decrement, no MAC rewrite): a TCP sender's skb shares its header
+ * with the retransmit queue, and a write would copy it on every packet. */
 static __always_inline int lxc_to_overlay(struct __sk_buff *skb,
 					  const struct node_config *cfg,
-					  const struct ipv4_pkt *p,
 					  const struct endpoint_info *src,
 					  __be32 tunnel_endpoint,
 					  const struct lxc_verdict *v,
 					  struct event_info *info)
 {
-	if (ipv4_dec_ttl(skb, p) < 0)
-		return send_drop(skb, DROP_CSUM_L3, info);
 	if (src->sec_identity > OVERLAY_VNI_MAX)
 		return send_drop(skb, DROP_INVALID_IDENTITY, info);
 	if (overlay_set_key(skb, tunnel_endpoint, src->sec_identity) < 0)
@@ -192,11 +191,9 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb,
 	info.reason = TRACE_REASON_UNKNOWN;
 	send_trace(skb, cfg, TRACE_FROM_LXC, 0, &info);
 
-	/* We route to local pods and into the tunnel: a packet at its last hop
-	 * dies here, before it leaves any conntrack state behind. */
+	/* We route between local pods: a packet at its last hop dies here,
+	 * before it leaves any conntrack state behind. */
 	if (dst && p.ttl <= 1)
-		return send_drop(skb, DROP_TTL_EXCEEDED, &info);
-	if (tunnel && p.ttl <= 1)
 		return send_drop(skb, DROP_TTL_EXCEEDED, &info);
 
 	l4res = l4_parse(skb, &p, &l4);
@@ -221,7 +218,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb,
 	}
 
 	if (tunnel)
-		return lxc_to_overlay(skb, cfg, &p, src, tunnel, &v, &info);
+		return lxc_to_overlay(skb, cfg, src, tunnel, &v, &info);
 
 	if (!dst) {
 		/* Host, other nodes, the world: the node's stack routes it

@@ -25,7 +25,7 @@ import { run, TestNamespaces } from "../../tests/helpers/netns.ts";
 import { type Benchmark, type BenchRow, median } from "./harness.ts";
 import { type Background, benchPrefix, inNetns, listening, startInNetns, TCP_RR } from "./lib/pods.ts";
 
-const RUNS = 3;
+const RUNS = 5;
 const IPERF_SECONDS = 5;
 const IPERF_OMIT = 1;
 const RR_SECONDS = 3;
