@@ -70,6 +70,9 @@ describePrivileged("routing mode flags (real agent, real CNI plugin)", () => {
     await tunnel.stopAgent();
     await tunnel.startAgent();
     expect(ipJson<VxlanLink[]>(["link", "show", "cilium_vxlan"], tunnel.netns)[0]!.ifindex).toBe(before);
+    // Restore's stale clean-up keeps the overlay's program link.
+    expect(tunnel.cilium(["status", "--verbose"]).stdout).toMatch(/cil_from_overlay \(id \d+\) on cilium_vxlan\/ingress/);
+    expect(run(["ls", `${tunnel.bpfRoot}/cilium/links`]).stdout).toContain("cilium_vxlan-ingress");
   });
 
   test("native mode: no overlay device, pods get the whole MTU", async () => {
