@@ -3,9 +3,10 @@
  * (a Linux bridge in a third namespace), each running a NodeDatapath with pods, each told about
  * the other with upsertRemoteNode and the other's pods' ipcache entries.
  *
- * Tunnel mode: pods reach each other across nodes through cilium_vxlan; B enforces its pod's
- * ingress policy by the identity in the VNI (proved by changing the sender's identity on A only:
- * B's ipcache keeps the old one, and B's verdict follows A). Native mode with direct routes: the
+ * Tunnel mode: pods reach each other across nodes through cilium_vxlan; each packet's VNI is its
+ * sender's identity (read off the underlay with an AF_PACKET capture); B enforces its pod's
+ * ingress policy by that identity (proved by changing the sender's identity on A only: B's
+ * ipcache keeps the old one, and B's verdict follows A). Native mode with direct routes: the
  * same traffic is routed via the node IPs, identities come from B's ipcache. In both modes,
  * deleteRemoteNode removes what upsertRemoteNode added and cross-node traffic stops.
  */
@@ -166,6 +167,25 @@ function twoNodeCluster(mode: RoutingMode, tag: string) {
   return { nodes: nodes as TestNodeState[], setUp, tearDown, prefix };
 }
 
+/**
+ * Prints "<inner source> vni <VNI>" for every VXLAN (UDP 8472) packet seen on an interface until
+ * killed: an AF_PACKET reader, so the test needs no tcpdump.
+ */
+const VXLAN_CAPTURE = `
+import socket, struct, sys, signal
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(3))
+s.bind((sys.argv[1], 0))
+while True:
+    p = s.recv(65535)
+    if p[12:14] != b'\\x08\\x00' or p[23] != 17: continue
+    l4 = 14 + (p[14] & 15) * 4
+    if struct.unpack('!H', p[l4 + 2:l4 + 4])[0] != 8472: continue
+    vni = int.from_bytes(p[l4 + 12:l4 + 15], 'big')
+    inner = l4 + 16 + 14
+    print(socket.inet_ntoa(p[inner + 12:inner + 16]), 'vni', vni, flush=True)
+`;
+
 /** Before a test closes a node's datapath: the events reader reads through its map handle. */
 function stopEvents(node: TestNodeState): void {
   node.closeEvents();
@@ -232,6 +252,24 @@ describePrivileged("two nodes, routing mode tunnel (VXLAN, identity in the VNI)"
     expect(probe(a.pods[0]!.netns, "tcp", b.pods[0]!.endpoint.ipv4, 7000)).toBe(a.pods[0]!.endpoint.ipv4);
     expect(udpIn()).toBeGreaterThan(udpBefore);
     expect(vxlanRx()).toBeGreaterThan(rxBefore);
+  });
+
+  test.skipIf(!Bun.which("python3"))("on the wire the VNI is the sending endpoint's identity (captured on the underlay)", async () => {
+    const [a, b] = [node(0), node(1)];
+    const [a0, a1] = [a.pods[0]!, a.pods[1]!];
+    const capture = Bun.spawn(["nsenter", `--net=/var/run/netns/${cluster.prefix}-ul`, "python3", "-c", VXLAN_CAPTURE, `${cluster.prefix}wb`], { stdout: "pipe", stderr: "pipe" });
+    try {
+      await Bun.sleep(500); // the capture socket is bound
+      expect(probe(a0.netns, "tcp", b.pods[0]!.endpoint.ipv4, 7000)).toBe(a0.endpoint.ipv4);
+      expect(probe(a1.netns, "udp", b.pods[0]!.endpoint.ipv4, 7000)).toBe(a1.endpoint.ipv4);
+      await Bun.sleep(100);
+    } finally {
+      capture.kill("SIGTERM");
+    }
+    const seen = new Set((await new Response(capture.stdout).text()).trim().split("\n").filter(Boolean));
+    // Both directions pass this bridge port: B's replies carry its pod's identity.
+    const b0 = b.pods[0]!.endpoint;
+    expect([...seen].sort()).toEqual([`${a0.endpoint.ipv4} vni ${ALLOWED_IDENTITY}`, `${a1.endpoint.ipv4} vni ${OTHER_IDENTITY}`, `${b0.ipv4} vni ${b0.identity}`].sort());
   });
 
   test("the receiving node enforces ingress policy by the identity in the VNI", async () => {
