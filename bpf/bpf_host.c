@@ -29,62 +29,11 @@
 #include "policy.h"
 #include "policy_log.h"
 #include "nat.h"
+#include "lxc_ingress.h"
 
 /* ------------------------------------------------------------------------
  * cil_from_host
  */
-
-/*
- * Conntrack and ingress policy of the destination endpoint for a packet the
- * node sends to it. Returns 0 or a drop reason, reported as a policy
- * verdict; *ct and *mon describe the packet in the endpoint's ingress view.
- */
-static __always_inline int host_to_lxc_policy(struct __sk_buff *skb,
-					      const struct ipv4_pkt *p,
-					      const struct endpoint_info *dst,
-					      __u32 src_identity,
-					      const struct node_config *cfg,
-					      const struct event_info *info,
-					      __u8 *ct, __u8 *mon)
-{
-	struct ct4_key tuple = {
-		.saddr = p->saddr, .daddr = p->daddr, .proto = p->proto,
-	};
-	struct policy_l4 pl;
-	struct icmp_inner inner;
-	struct l4_info l4;
-	int l4res, ret;
-
-	*mon = 0;
-	l4res = l4_parse(skb, p, &l4);
-	if (l4res == L4_TRUNCATED)
-		return DROP_CT_INVALID_HDR;
-	tuple.sport = l4.sport;
-	tuple.dport = l4.dport;
-	policy_l4_init(&pl, p->proto, l4res, &l4);
-
-	if (l4res == L4_ICMP_ERROR)
-		*ct = icmp_inner_parse(skb, p, &inner) == 0 ?
-		      ct4_lookup_related(&inner, CT_INGRESS) : CT_NEW;
-	else if (l4_trackable(l4res))
-		*ct = ct4_lookup(&tuple, CT_INGRESS, l4.tcp_flags, skb->len,
-				 mon);
-	else
-		*ct = CT_NEW;
-
-	if (*ct == CT_REPLY || *ct == CT_RELATED)
-		return 0;
-	ret = policy_can_ingress4(dst, &pl, src_identity);
-	send_policy_verdict(skb, cfg, dst, DIR_INGRESS, src_identity, &pl,
-			    ret, *ct, info);
-	if (ret)
-		return ret;
-	if (*ct == CT_NEW && l4_trackable(l4res) &&
-	    ct4_create(&tuple, CT_INGRESS, l4.tcp_flags, skb->len,
-		       src_identity))
-		return DROP_CT_CREATE_FAILED;
-	return 0;
-}
 
 SEC("tc")
 int cil_from_host(struct __sk_buff *skb)
@@ -116,7 +65,7 @@ int cil_from_host(struct __sk_buff *skb)
 	info.dst_identity = dst->sec_identity;
 	info.dst_id = dst->lxc_id;
 
-	ret = host_to_lxc_policy(skb, &p, dst, info.src_identity, cfg, &info,
+	ret = lxc_ingress_policy(skb, &p, dst, info.src_identity, cfg, &info,
 				 &ct, &mon);
 	if (ret)
 		return send_drop(skb, ret, &info);

@@ -10,6 +10,9 @@
  *   ARP request     -> answered with the host-side veth MAC, sent back out
  *   IPv4            -> anti-spoofing, conntrack, policy, then
  *                        local endpoint: L2 rewrite, TTL-1, redirect_peer
+ *                        pod on another node (tunnel mode, the ipcache
+ *                        names its node): tunnel key with the
+ *                        source identity as VNI, redirect to cilium_vxlan
  *                        anything else:  up the node's stack (TC_ACT_OK)
  *   anything else   -> dropped (UNSUPPORTED_L3_PROTOCOL)
  */
@@ -30,6 +33,7 @@
 #include "policy.h"
 #include "policy_log.h"
 #include "arp.h"
+#include "overlay.h"
 
 /* The outcome of conntrack + policy for one packet. */
 struct lxc_verdict {
@@ -132,13 +136,40 @@ static __always_inline int lxc_ct_and_policy(struct __sk_buff *skb,
 	return 0;
 }
 
+/* To a pod on another node: into the tunnel with the source identity in the
+ * VNI. Policy and conntrack have passed. The inner packet is not written to
+ * (no TTL decrement, no MAC rewrite): a TCP sender's skb shares its header
+ * with the retransmit queue, and a write would copy it on every packet. */
+static __always_inline int lxc_to_overlay(struct __sk_buff *skb,
+					  const struct node_config *cfg,
+					  const struct endpoint_info *src,
+					  __be32 tunnel_endpoint,
+					  const struct lxc_verdict *v,
+					  struct event_info *info)
+{
+	if (src->sec_identity > OVERLAY_VNI_MAX)
+		return send_drop(skb, DROP_INVALID_IDENTITY, info);
+	if (overlay_set_key(skb, tunnel_endpoint, src->sec_identity) < 0)
+		return send_drop(skb, DROP_WRITE_ERROR, info);
+
+	info->reason = ct_trace_reason(v->ct_egress);
+	if (v->ct_egress == CT_REPLY)
+		info->flags |= EVENT_F_REPLY;
+	info->ifindex = cfg->tunnel_ifindex;
+	metrics_forward(skb, DIR_EGRESS);
+	send_trace(skb, cfg, TRACE_TO_OVERLAY, v->mon, info);
+	return bpf_redirect(cfg->tunnel_ifindex, 0);
+}
+
 static __always_inline int handle_ipv4(struct __sk_buff *skb,
 				       const struct node_config *cfg)
 {
 	struct event_info info = { .flags = DIR_EGRESS,
 				   .ifindex = skb->ifindex };
 	struct endpoint_info *src, *dst;
+	struct remote_endpoint_info *remote;
 	struct lxc_verdict v = {};
+	__be32 tunnel = 0;
 	struct policy_l4 pl;
 	struct icmp_inner inner;
 	struct ipv4_pkt p;
@@ -161,7 +192,10 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb,
 		info.dst_identity = dst->sec_identity;
 		info.dst_id = dst->lxc_id;
 	} else {
-		info.dst_identity = ipv4_remote_identity(p.daddr);
+		remote = ipcache_lookup4(p.daddr);
+		info.dst_identity = remote ? remote->sec_identity
+					   : IDENTITY_WORLD;
+		tunnel = overlay_tunnel_endpoint(cfg, remote);
 	}
 	info.reason = TRACE_REASON_UNKNOWN;
 	send_trace(skb, cfg, TRACE_FROM_LXC, 0, &info);
@@ -191,6 +225,9 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb,
 		info.flags = v.drop_dir;
 		return send_drop(skb, ret, &info);
 	}
+
+	if (tunnel)
+		return lxc_to_overlay(skb, cfg, src, tunnel, &v, &info);
 
 	if (!dst) {
 		/* Host, other nodes, the world: the node's stack routes it

@@ -55,6 +55,7 @@ enum {
 enum {
 	SRC_FILE_LXC = 1,
 	SRC_FILE_HOST = 2,
+	SRC_FILE_OVERLAY = 3,
 };
 
 /* Generic helpers --------------------------------------------------------- */

@@ -6,6 +6,9 @@
 
 /* node_config.flags */
 #define NODE_F_MASQUERADE	(1U << 0)	/* IPv4 masquerade to node_ip4 */
+#define NODE_F_TUNNEL		(1U << 1)	/* routing mode tunnel: encapsulate
+						 * to ipcache tunnel endpoints via
+						 * tunnel_ifindex */
 
 /* node_config.monitor_aggregation: which trace events reach the ring. */
 enum {

@@ -67,12 +67,14 @@ struct node_config {
 	__u32 flags;			/* 40 NODE_F_* */
 	__u16 snat_port_min;		/* 44 host order; 0 = default */
 	__u16 snat_port_max;		/* 46 host order; 0 = default */
-	__u32 reserved[4];		/* 48 zero; room to grow in place */
+	__u32 tunnel_ifindex;		/* 48 cilium_vxlan, 0 = no overlay */
+	__u32 reserved[3];		/* 52 zero; room to grow in place */
 };
 LAYOUT_ASSERT(sizeof(struct node_config) == 64, "node_config size");
 LAYOUT_ASSERT(offsetof(struct node_config, host_mac) == 32, "host_mac");
 LAYOUT_ASSERT(offsetof(struct node_config, flags) == 40, "flags");
 LAYOUT_ASSERT(offsetof(struct node_config, snat_port_min) == 44, "snat");
+LAYOUT_ASSERT(offsetof(struct node_config, tunnel_ifindex) == 48, "tunnel");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -227,7 +229,9 @@ LAYOUT_ASSERT(sizeof(struct ipcache_key) == 8, "ipcache_key size");
 
 struct remote_endpoint_info {
 	__u32 sec_identity;	/*  0 security identity of the prefix */
-	__be32 tunnel_endpoint;	/*  4 node to tunnel to, 0 = none */
+	__be32 tunnel_endpoint;	/*  4 node to tunnel to, 0 = none: the
+				 *    overlay's routing table (no separate
+				 *    tunnel map, see bpf/README.md) */
 	__u8 flags;		/*  8 reserved, 0 */
 	__u8 pad[3];		/*  9 */
 };

@@ -47,6 +47,27 @@ export interface AgentConfig {
   hubbleMetricsServer?: string;
   /** --hubble-metrics: the Hubble metrics enabled, one string each ("drop:sourceContext=pod"), checked. */
   hubbleMetrics?: string[];
+  /** --routing-mode: how pods reach pods on other nodes (tunnel: VXLAN; native: the node's routes). */
+  routingMode: RoutingMode;
+  /** --tunnel-protocol (tunnel mode). */
+  tunnelProtocol: TunnelProtocol;
+  /** --tunnel-port: the overlay's UDP port (tunnel mode). */
+  tunnelPort: number;
+  /** --auto-direct-node-routes: native mode routes other nodes' pod CIDRs via their node IPs. */
+  autoDirectNodeRoutes: boolean;
+  /** --ipv4-native-routing-cidr: destinations never masqueraded (native mode: all pod CIDRs). */
+  ipv4NativeRoutingCidr?: string;
+}
+
+export type RoutingMode = "tunnel" | "native";
+export type TunnelProtocol = "vxlan";
+
+/** Bytes VXLAN adds around a pod's packet (outer IPv4, UDP, VXLAN, inner Ethernet). */
+export const TUNNEL_OVERHEAD = 50;
+
+/** The pods' MTU: --mtu (the underlying network's) less the tunnel overhead in tunnel mode. */
+export function podMtu(config: Pick<AgentConfig, "mtu" | "routingMode">): number {
+  return config.routingMode === "tunnel" ? config.mtu - TUNNEL_OVERHEAD : config.mtu;
 }
 
 export type MonitorAggregationLevel = "none" | "low" | "medium" | "maximum";
@@ -167,7 +188,7 @@ export const AGENT_OPTIONS = {
     },
   }),
   mtu: option<number>({
-    description: "MTU of pod interfaces",
+    description: "MTU of the underlying network; pods get it less 50 bytes of VXLAN overhead in tunnel mode",
     parse: (text) => {
       const value = String(text).trim();
       const mtu = /^\d{1,5}$/.test(value) ? Number(value) : Number.NaN;
@@ -248,6 +269,49 @@ export const AGENT_OPTIONS = {
     },
     fallback: () => [],
   }),
+  "routing-mode": option<RoutingMode>({
+    description: "How pods reach pods on other nodes: tunnel (VXLAN overlay, identity in the VNI) or native (the network routes pod CIDRs)",
+    parse: (text) => {
+      const value = String(text).trim();
+      return value === "tunnel" || value === "native" ? { value } : { problem: "must be tunnel or native" };
+    },
+    fallback: () => "tunnel",
+  }),
+  "tunnel-protocol": option<TunnelProtocol>({
+    description: "Encapsulation in tunnel mode: vxlan",
+    parse: (text) => {
+      const value = String(text).trim();
+      if (value === "vxlan") return { value };
+      return { problem: value === "geneve" ? "geneve is not supported; use vxlan" : "must be vxlan" };
+    },
+    fallback: () => "vxlan",
+  }),
+  "tunnel-port": option<number>({
+    description: "UDP port of the overlay in tunnel mode (default 8472, as upstream's VXLAN)",
+    parse: (text) => {
+      const value = String(text).trim();
+      const port = /^\d{1,5}$/.test(value) ? Number(value) : Number.NaN;
+      return port >= 1 && port <= 65535 ? { value: port } : { problem: "must be a port number from 1 to 65535" };
+    },
+    fallback: () => 8472,
+  }),
+  "auto-direct-node-routes": option<boolean>({
+    description: "Native mode: route each node's pod CIDRs via its node IP (all nodes on one L2 network)",
+    type: "boolean",
+    parse: parseBoolean,
+    fallback: () => false,
+  }),
+  "ipv4-native-routing-cidr": option<string>({
+    description: "CIDR of all pod addresses in native mode: never masqueraded (required there with masquerading)",
+    parse: (text) => {
+      try {
+        return { value: formatCidr(parseCidr(String(text).trim())) };
+      } catch (error) {
+        return { problem: (error as Error).message };
+      }
+    },
+    fallback: () => "",
+  }),
 } as const;
 
 export type AgentOptionName = keyof typeof AGENT_OPTIONS;
@@ -291,6 +355,7 @@ export function resolveAgentConfig(sources: ConfigSources, host: HostFacts): Age
     allowLocalhost: values["allow-localhost"] as AllowLocalhost,
     monitorAggregation: values["monitor-aggregation"] as MonitorAggregationLevel,
     monitorSocketPath: (values["monitor-socket-path"] as string) || join(dirname(values["socket-path"] as string), MONITOR_SOCKET_NAME),
+    ...routingOptions(values),
   };
   if ((values["bpf-policy-map-max"] as number) > 0) config.policyMapMax = values["bpf-policy-map-max"] as number;
   if (sources.configDir) config.configDir = sources.configDir.path;
@@ -320,8 +385,39 @@ export function configByOption(config: AgentConfig): Record<string, OptionValue>
     "prometheus-serve-addr": config.prometheusServeAddr ?? "",
     "hubble-metrics-server": config.hubbleMetricsServer ?? "",
     "hubble-metrics": config.hubbleMetrics ?? [],
+    "routing-mode": config.routingMode,
+    "tunnel-protocol": config.tunnelProtocol,
+    "tunnel-port": config.tunnelPort,
+    "auto-direct-node-routes": config.autoDirectNodeRoutes,
   };
+  if (config.ipv4NativeRoutingCidr !== undefined) options["ipv4-native-routing-cidr"] = config.ipv4NativeRoutingCidr;
   if (config.configDir !== undefined) options[CONFIG_DIR_OPTION] = config.configDir;
+  return options;
+}
+
+/** The routing options, checked against each other and against --mtu. */
+function routingOptions(values: Partial<Record<AgentOptionName, OptionValue>>): Pick<AgentConfig, "routingMode" | "tunnelProtocol" | "tunnelPort" | "autoDirectNodeRoutes" | "ipv4NativeRoutingCidr"> {
+  const routingMode = values["routing-mode"] as RoutingMode;
+  const autoDirectNodeRoutes = values["auto-direct-node-routes"] as boolean;
+  const nativeCidr = values["ipv4-native-routing-cidr"] as string;
+  const problems: string[] = [];
+  if (routingMode === "tunnel" && autoDirectNodeRoutes) {
+    problems.push("--auto-direct-node-routes needs --routing-mode native: tunnel mode encapsulates instead of routing");
+  }
+  if (routingMode === "tunnel" && (values.mtu as number) - TUNNEL_OVERHEAD < 68) {
+    problems.push(`--mtu ${values.mtu as number}: tunnel mode leaves pods ${TUNNEL_OVERHEAD} bytes less, below IPv4's minimum of 68`);
+  }
+  if (routingMode === "native" && values["enable-ipv4-masquerade"] === true && nativeCidr === "") {
+    problems.push("--ipv4-native-routing-cidr is required with --routing-mode native and masquerading: pod traffic to other nodes must not be masqueraded");
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const options: ReturnType<typeof routingOptions> = {
+    routingMode,
+    tunnelProtocol: values["tunnel-protocol"] as TunnelProtocol,
+    tunnelPort: values["tunnel-port"] as number,
+    autoDirectNodeRoutes,
+  };
+  if (nativeCidr !== "") options.ipv4NativeRoutingCidr = nativeCidr;
   return options;
 }
 

@@ -6,8 +6,8 @@ import { existsSync } from "node:fs";
 import { release } from "node:os";
 import { NodeDatapath, type EndpointAttachment } from "../datapath/node.ts";
 import type { Endpoint } from "./api/types.ts";
-import type { AgentConfig } from "./config.ts";
-import { EndpointGoneError, type ApplyOptions, type DatapathEvents, type DatapathPolicy, type EndpointDatapath, type IpcacheEntry } from "./endpoint/datapath.ts";
+import { podMtu, type AgentConfig } from "./config.ts";
+import { EndpointGoneError, type ApplyOptions, type DatapathEvents, type DatapathPolicy, type EndpointDatapath, type IpcacheEntry, type RemoteNode } from "./endpoint/datapath.ts";
 import type { MapFill, MetricsCounter } from "./endpoint/datapath.ts";
 
 function attachment(endpoint: Endpoint, options: ApplyOptions = {}): EndpointAttachment {
@@ -46,10 +46,14 @@ export class LinuxDatapath implements EndpointDatapath {
     return NodeDatapath.start({
       bpfRoot: config.bpfRoot,
       podCidr: config.ipv4Range,
-      mtu: config.mtu,
+      mtu: podMtu(config),
       masquerade: config.enableIpv4Masquerade,
       devices: config.devices,
       monitorAggregation: config.monitorAggregation,
+      routingMode: config.routingMode,
+      tunnelPort: config.tunnelPort,
+      autoDirectNodeRoutes: config.autoDirectNodeRoutes,
+      ...(config.ipv4NativeRoutingCidr === undefined ? {} : { clusterCidr: config.ipv4NativeRoutingCidr }),
       ...(config.policyMapMax === undefined ? {} : { policyMaxEntries: config.policyMapMax }),
     });
   }
@@ -78,8 +82,16 @@ export class LinuxDatapath implements EndpointDatapath {
     this.started.setEndpointPolicy(endpointId, policy);
   }
 
-  async upsertIpcache(cidr: string, identity: number): Promise<void> {
-    this.started.upsertIpcache(cidr, identity);
+  async upsertIpcache(cidr: string, identity: number, options: { tunnelEndpoint?: string } = {}): Promise<void> {
+    this.started.upsertIpcache(cidr, identity, options);
+  }
+
+  async upsertRemoteNode(node: RemoteNode): Promise<void> {
+    this.started.upsertRemoteNode(node);
+  }
+
+  async deleteRemoteNode(name: string): Promise<void> {
+    this.started.deleteRemoteNode(name);
   }
 
   async deleteIpcache(cidr: string): Promise<void> {
@@ -114,6 +126,7 @@ export class LinuxDatapath implements EndpointDatapath {
       "native-device": status.nativeDevice ?? "none",
       "node-ip": status.nodeIp ?? "none",
       masquerade: status.masquerade ? "enabled" : "disabled",
+      "routing-mode": status.tunnel ? `tunnel (vxlan, ${status.tunnel.device}, port ${status.tunnel.port})` : status.routingMode,
       "bpf-root": status.bpfRoot,
     };
   }

@@ -62,6 +62,8 @@ import { MonitorAggregation, NODE_CONFIG_MAP, NodeConfig, NodeFlags, type Monito
 import { Netlink, type Link } from "./netlink/index.ts";
 import type { Netns } from "./netns.ts";
 import { readObject } from "./objects.ts";
+import { DEFAULT_TUNNEL_PORT, ensureVxlanDevice, removeVxlanDevice, VXLAN_DEVICE, type RoutingMode } from "./overlay.ts";
+import { RemoteNodes, type RemoteNode } from "./remote-nodes.ts";
 import { mapPinRoot } from "./pinned.ts";
 import { writeSysctl } from "./sysctl.ts";
 import { ReservedIdentity } from "../identity/reserved.ts";
@@ -92,7 +94,19 @@ export interface NodeDatapathConfig {
    * and upper bound: the map's max_entries). A policy that does not fit fails closed.
    */
   policyMaxEntries?: number;
+  /**
+   * How pods reach pods on other nodes (upsertRemoteNode): "tunnel" (cilium_vxlan, the source
+   * identity in the VNI) or "native" (the node's routing table). Default "native": a single node
+   * needs no overlay.
+   */
+  routingMode?: RoutingMode;
+  /** Tunnel mode: cilium_vxlan's UDP port (default 8472). */
+  tunnelPort?: number;
+  /** Native mode: route each remote node's pod CIDRs via its node IP (the nodes share an L2). */
+  autoDirectNodeRoutes?: boolean;
 }
+
+export type { RemoteNode, RoutingMode };
 
 /** What the datapath needs to know of an endpoint to deliver to and from it. */
 export interface EndpointAttachment {
@@ -145,6 +159,9 @@ export interface NodeDatapathStatus {
   nativeDevice: string | null;
   nodeIp: string | null;
   masquerade: boolean;
+  routingMode: RoutingMode;
+  /** Tunnel mode: the overlay device and its UDP port. */
+  tunnel: { device: string; port: number } | null;
   programs: { name: string; id: number; attachedTo: string[] }[];
 }
 
@@ -169,16 +186,25 @@ const PRESSURE_MAPS = ["cilium_ct4_global", "cilium_snat_v4_external"] as const;
 const HOST_PROGRAM = "cil_from_host";
 const TO_NETDEV_PROGRAM = "cil_to_netdev";
 const FROM_NETDEV_PROGRAM = "cil_from_netdev";
+const OVERLAY_PROGRAM = "cil_from_overlay";
+
+interface DatapathObjects {
+  lxc: BpfObject;
+  host: BpfObject;
+  /** Tunnel mode only. */
+  overlay?: BpfObject;
+}
 
 export class NodeDatapath {
   /** "ifname/direction" -> the attachment and the name of its program. */
   private readonly attachments = new Map<string, { attachment: TcAttachment; program: string }>();
   /** Enforcement bits setEndpointPolicy last asked for, by endpoint id (for an entry applied later). */
   private readonly enforcement = new Map<number, number>();
+  private readonly remoteNodes: RemoteNodes;
 
   private constructor(
     readonly config: NodeDatapathConfig,
-    private readonly objects: { lxc: BpfObject; host: BpfObject },
+    private readonly objects: DatapathObjects,
     private readonly endpoints: BpfMap<{ ip4: string }, EndpointInfoValue>,
     private readonly ipcache: BpfMap<IpcacheKeyValue, RemoteEndpointInfoValue>,
     private readonly policy: BpfMap<PolicyKeyValue, PolicyEntryValue>,
@@ -186,7 +212,20 @@ export class NodeDatapath {
     readonly gateway: string,
     readonly native: NativeDevice | null,
     readonly attachMode: "tcx" | "clsact",
-  ) {}
+  ) {
+    this.remoteNodes = new RemoteNodes({
+      mode: this.routingMode,
+      autoDirectNodeRoutes: config.autoDirectNodeRoutes ?? false,
+      localPodCidr: parseCidr(config.podCidr),
+      localAddresses: () => this.netlink.addresses().filter((a) => a.family === 4).map((a) => a.address),
+      ipcache: this,
+      netlink,
+    });
+  }
+
+  get routingMode(): RoutingMode {
+    return this.config.routingMode ?? "native";
+  }
 
   /** Loads (or re-adopts) the node's datapath. Safe to call after a crash: every step converges. */
   static start(config: NodeDatapathConfig): NodeDatapath {
@@ -197,6 +236,9 @@ export class NodeDatapath {
     const podCidr = parseCidr(config.podCidr);
     if (podCidr.prefixLength > 30) throw new Error(`pod CIDR ${config.podCidr} is too small: it needs a gateway and pod addresses`);
     const clusterCidr = parseCidr(config.clusterCidr ?? config.podCidr);
+    const routingMode = config.routingMode ?? "native";
+    if (routingMode !== "tunnel" && routingMode !== "native") throw new Error(`routing mode ${JSON.stringify(routingMode)} must be "tunnel" or "native"`);
+    if (routingMode === "tunnel" && config.autoDirectNodeRoutes) throw new Error("auto-direct-node-routes needs routing mode native (tunnel mode encapsulates instead)");
     const gateway = formatIpv4(podCidr.network + 1);
 
     ensureBpffs(config.bpfRoot);
@@ -204,7 +246,7 @@ export class NodeDatapath {
     mkdirSync(pinRoot, { recursive: true, mode: 0o700 });
     mkdirSync(linksDir(config.bpfRoot), { recursive: true, mode: 0o700 });
 
-    const objects: { lxc?: BpfObject; host?: BpfObject } = {};
+    const objects: Partial<DatapathObjects> = {};
     const netlink = Netlink.open();
     try {
       // Both objects declare the shared maps pinned by name: the first load creates (or reuses
@@ -213,10 +255,16 @@ export class NodeDatapath {
       objects.lxc.load();
       objects.host = BpfObject.open(readObject("bpf_host"), { name: "bpf_host", pinRoot });
       objects.host.load();
+      if (routingMode === "tunnel") {
+        objects.overlay = BpfObject.open(readObject("bpf_overlay"), { name: "bpf_overlay", pinRoot });
+        objects.overlay.load();
+      }
 
       const host = setUpHostDevices(netlink, gateway, podCidr, config.mtu);
       setUpSysctls();
       const native = config.masquerade ? findNativeDevice(netlink, config.devices) : null;
+      const vxlan = routingMode === "tunnel" ? ensureVxlanDevice(netlink, { port: config.tunnelPort ?? DEFAULT_TUNNEL_PORT, mtu: config.mtu }) : null;
+      if (!vxlan) removeOverlay(netlink, config.bpfRoot);
 
       const nodeConfig = new BpfMap(objects.host.map(NODE_CONFIG_MAP), u32, NodeConfig);
       try {
@@ -231,10 +279,11 @@ export class NodeDatapath {
           nativeIfindex: native?.link.index ?? 0,
           hostMac: host.mac ?? "00:00:00:00:00:00",
           monitorAggregation: MonitorAggregation[config.monitorAggregation ?? "medium"],
-          flags: native ? NodeFlags.Masquerade : 0,
+          flags: (native ? NodeFlags.Masquerade : 0) | (vxlan ? NodeFlags.Tunnel : 0),
           snatPortMin: 0,
           snatPortMax: 0,
-          reserved: [0, 0, 0, 0],
+          tunnelIfindex: vxlan?.index ?? 0,
+          reserved: [0, 0, 0],
         });
       } finally {
         nodeConfig.close();
@@ -249,7 +298,7 @@ export class NodeDatapath {
       }
       const datapath = new NodeDatapath(
         config,
-        objects as { lxc: BpfObject; host: BpfObject },
+        objects as DatapathObjects,
         new BpfMap(objects.lxc.map(ENDPOINTS_MAP), EndpointKey, EndpointInfo),
         new BpfMap(objects.lxc.map(IPCACHE_MAP), IpcacheKey, RemoteEndpointInfo),
         new BpfMap(policyMap, PolicyKey, PolicyEntry),
@@ -264,10 +313,12 @@ export class NodeDatapath {
         datapath.attach(objects.host.program(TO_NETDEV_PROGRAM), native.link, "egress");
         datapath.attach(objects.host.program(FROM_NETDEV_PROGRAM), native.link, "ingress");
       }
+      if (vxlan) datapath.attach(objects.overlay!.program(OVERLAY_PROGRAM), vxlan, "ingress");
       return datapath;
     } catch (error) {
       objects.lxc?.close();
       objects.host?.close();
+      objects.overlay?.close();
       netlink.close();
       throw error;
     }
@@ -342,7 +393,7 @@ export class NodeDatapath {
   removeStale(live: readonly (Pick<EndpointAttachment, "ipv4" | "ifname"> & { id?: number })[]): string[] {
     return inNetns(this.config.netns, () => {
       const liveIps = new Set(live.map((e) => e.ipv4));
-      const liveInterfaces = new Set([HOST_DEVICE, ...(this.native ? [this.native.link.name] : []), ...live.map((e) => e.ifname)]);
+      const liveInterfaces = new Set([HOST_DEVICE, ...(this.native ? [this.native.link.name] : []), ...(this.objects.overlay ? [VXLAN_DEVICE] : []), ...live.map((e) => e.ifname)]);
       const removed: string[] = [];
       for (const { ip, info } of this.listEndpoints()) {
         if (liveIps.has(ip)) continue;
@@ -410,6 +461,28 @@ export class NodeDatapath {
       return ip!.split(".").reduce((n, o) => n * 256 + Number(o), 0) * 64 + Number(length);
     };
     return entries.sort((a, b) => order(a.cidr) - order(b.cidr));
+  }
+
+  /* ---- other nodes ------------------------------------------------------------------- */
+
+  /**
+   * Makes pods on another node reachable (see remote-nodes.ts): its IP becomes REMOTE_NODE in the
+   * ipcache and, by routing mode, its pod CIDRs get tunnel entries (ipcache prefix -> node IP) or
+   * routes via its IP. Idempotent; an upsert with other values replaces what the last one
+   * programmed for this name. Bad input throws before anything is written.
+   */
+  upsertRemoteNode(node: RemoteNode): void {
+    inNetns(this.config.netns, () => this.remoteNodes.upsert(node));
+  }
+
+  /** Removes everything upsertRemoteNode programmed for the node; an unknown name is fine. */
+  deleteRemoteNode(name: string): void {
+    inNetns(this.config.netns, () => this.remoteNodes.delete(name));
+  }
+
+  /** The nodes upsertRemoteNode programmed, by name (canonical addresses and CIDRs). */
+  listRemoteNodes(): RemoteNode[] {
+    return this.remoteNodes.list();
   }
 
   /* ---- policy -------------------------------------------------------------------------- */
@@ -569,7 +642,11 @@ export class NodeDatapath {
   status(): NodeDatapathStatus {
     const attachedTo = new Map<string, string[]>();
     for (const [key, { program }] of this.attachments) attachedTo.set(program, [...(attachedTo.get(program) ?? []), key]);
-    const programs = [this.objects.lxc.program(LXC_PROGRAM), ...[HOST_PROGRAM, TO_NETDEV_PROGRAM, FROM_NETDEV_PROGRAM].map((n) => this.objects.host.program(n))];
+    const programs = [
+      this.objects.lxc.program(LXC_PROGRAM),
+      ...[HOST_PROGRAM, TO_NETDEV_PROGRAM, FROM_NETDEV_PROGRAM].map((n) => this.objects.host.program(n)),
+      ...(this.objects.overlay ? [this.objects.overlay.program(OVERLAY_PROGRAM)] : []),
+    ];
     return {
       attachMode: this.attachMode,
       endpointAttachMode: "clsact",
@@ -578,6 +655,8 @@ export class NodeDatapath {
       nativeDevice: this.native?.link.name ?? null,
       nodeIp: this.native?.address ?? null,
       masquerade: this.native !== null,
+      routingMode: this.routingMode,
+      tunnel: this.objects.overlay ? { device: VXLAN_DEVICE, port: this.config.tunnelPort ?? DEFAULT_TUNNEL_PORT } : null,
       programs: programs.map((p) => ({ name: p.name, id: programInfo(p.fd).id, attachedTo: attachedTo.get(p.name) ?? [] })),
     };
   }
@@ -650,6 +729,7 @@ export class NodeDatapath {
     this.policy.close();
     this.objects.lxc.close();
     this.objects.host.close();
+    this.objects.overlay?.close();
     this.netlink.close();
   }
 
@@ -717,6 +797,20 @@ export class NodeDatapath {
     }
     rmSync(pin, { force: true });
   }
+}
+
+/** A node switched from tunnel to native routing: its overlay program link and device go. */
+function removeOverlay(netlink: Netlink, bpfRoot: string): void {
+  const pin = linkPin(bpfRoot, VXLAN_DEVICE, "ingress");
+  if (existsSync(pin)) {
+    try {
+      BpfLink.openPinned(pin).detach();
+    } catch {
+      // The device went already and took the link with it.
+    }
+    rmSync(pin, { force: true });
+  }
+  removeVxlanDevice(netlink);
 }
 
 function enforcementFlags(ingress: boolean, egress: boolean): number {

@@ -5,8 +5,9 @@
 import { readFileSync } from "node:fs";
 import bpfHost from "../../build/bpf/bpf_host.o" with { type: "file" };
 import bpfLxc from "../../build/bpf/bpf_lxc.o" with { type: "file" };
+import bpfOverlay from "../../build/bpf/bpf_overlay.o" with { type: "file" };
 
-const objects = { bpf_lxc: bpfLxc, bpf_host: bpfHost } as const;
+const objects = { bpf_lxc: bpfLxc, bpf_host: bpfHost, bpf_overlay: bpfOverlay } as const;
 
 export type DatapathObjectName = keyof typeof objects;
 

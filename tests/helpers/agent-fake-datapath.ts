@@ -17,6 +17,7 @@ import {
   type MetricsCounter,
   type PolicyEnforcement,
   type PolicyRule,
+  type RemoteNode,
 } from "../../src/agent/endpoint/datapath.ts";
 import type { Logger } from "../../src/logging/index.ts";
 
@@ -30,9 +31,13 @@ export type DatapathCall =
   | "setEndpointPolicy"
   | "upsertIpcache"
   | "deleteIpcache"
-  | "listIpcache";
+  | "listIpcache"
+  | "upsertRemoteNode"
+  | "deleteRemoteNode";
 
 const POLICY_CALLS = new Set<DatapathCall>(["setEndpointPolicy", "upsertIpcache", "deleteIpcache", "listIpcache"]);
+/** Like policy calls, node calls are in `sequence` only. */
+const NODE_CALLS = new Set<DatapathCall>(["upsertRemoteNode", "deleteRemoteNode"]);
 
 const ruleKey = (r: PolicyRule) => `${r.direction}:${r.identity}:${r.protocol}:${r.port}/${r.prefixLength}`;
 
@@ -51,6 +56,10 @@ export class RecordingDatapath implements EndpointDatapath {
   readonly written: { endpointId: number; policy: DatapathPolicy }[] = [];
   /** The ipcache: prefix -> identity. */
   readonly ipcache = new Map<string, number>();
+  /** Tunnel endpoints of ipcache prefixes that have one: prefix -> node IP. */
+  readonly tunnelEndpoints = new Map<string, string>();
+  /** Other nodes as upsertRemoteNode left them, by name. */
+  readonly remoteNodes = new Map<string, RemoteNode>();
   /** When set, the most policy entries all endpoints together may hold (as --bpf-policy-map-max). */
   policyLimit: number | undefined;
   /** A call listed here throws this message instead of working. */
@@ -116,21 +125,39 @@ export class RecordingDatapath implements EndpointDatapath {
     this.policies.set(endpointId, { ingressEnforced: policy.ingressEnforced, egressEnforced: policy.egressEnforced, entries: desired });
   }
 
-  async upsertIpcache(cidr: string, identity: number): Promise<void> {
-    this.record("upsertIpcache", `${cidr} ${identity}`);
+  async upsertIpcache(cidr: string, identity: number, options: { tunnelEndpoint?: string } = {}): Promise<void> {
+    this.record("upsertIpcache", `${cidr} ${identity}${options.tunnelEndpoint ? ` via ${options.tunnelEndpoint}` : ""}`);
     this.failIfTold("upsertIpcache");
     this.ipcache.set(cidr, identity);
+    if (options.tunnelEndpoint) this.tunnelEndpoints.set(cidr, options.tunnelEndpoint);
+    else this.tunnelEndpoints.delete(cidr);
   }
 
   async deleteIpcache(cidr: string): Promise<void> {
     this.record("deleteIpcache", cidr);
     this.failIfTold("deleteIpcache");
     this.ipcache.delete(cidr);
+    this.tunnelEndpoints.delete(cidr);
   }
 
   async listIpcache(): Promise<IpcacheEntry[]> {
     this.failIfTold("listIpcache");
-    return [...this.ipcache].map(([cidr, identity]) => ({ cidr, identity }));
+    return [...this.ipcache].map(([cidr, identity]) => {
+      const tunnelEndpoint = this.tunnelEndpoints.get(cidr);
+      return tunnelEndpoint ? { cidr, identity, tunnelEndpoint } : { cidr, identity };
+    });
+  }
+
+  async upsertRemoteNode(node: RemoteNode): Promise<void> {
+    this.record("upsertRemoteNode", `${node.name} ${node.ipv4} ${node.podCidrs.join(",")}`);
+    this.failIfTold("upsertRemoteNode");
+    this.remoteNodes.set(node.name, { ...node, podCidrs: [...node.podCidrs] });
+  }
+
+  async deleteRemoteNode(name: string): Promise<void> {
+    this.record("deleteRemoteNode", name);
+    this.failIfTold("deleteRemoteNode");
+    this.remoteNodes.delete(name);
   }
 
   /** Events "the kernel" could not write; tests raise it to simulate a full ring. */
@@ -185,7 +212,7 @@ export class RecordingDatapath implements EndpointDatapath {
   private record(method: DatapathCall, detail?: unknown): void {
     const call = detail === undefined ? method : `${method} ${detail}`;
     this.sequence.push(call);
-    if (POLICY_CALLS.has(method)) return;
+    if (POLICY_CALLS.has(method) || NODE_CALLS.has(method)) return;
     this.calls.push(call);
     if (this.journal) appendFileSync(this.journal, `${call}\n`);
   }

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadAgentConfig, readConfigDir } from "../../src/agent/config-sources.ts";
-import { ConfigError, configByOption, resolveAgentConfig, unknownConfigDirOptions, type ConfigSources, type HostFacts } from "../../src/agent/config.ts";
+import { ConfigError, configByOption, podMtu, resolveAgentConfig, unknownConfigDirOptions, type ConfigSources, type HostFacts } from "../../src/agent/config.ts";
 
 const host: HostFacts = {
   hostname: "node-a",
@@ -44,6 +44,10 @@ describe("defaults", () => {
       allowLocalhost: "auto",
       monitorAggregation: "medium",
       monitorSocketPath: "/var/run/cilium/monitor1_2.sock",
+      routingMode: "tunnel",
+      tunnelProtocol: "vxlan",
+      tunnelPort: 8472,
+      autoDirectNodeRoutes: false,
     });
   });
 
@@ -184,5 +188,38 @@ describe("monitor options", () => {
     expect(resolve({ flags: { "socket-path": "/run/n1/cilium.sock" } }).monitorSocketPath).toBe("/run/n1/monitor1_2.sock");
     expect(resolve({ flags: { "monitor-socket-path": "/run/m.sock" } }).monitorSocketPath).toBe("/run/m.sock");
     expect(problemsOf({ flags: { "ipv4-range": "10.200.0.0/24", "monitor-socket-path": "m.sock" } })).toEqual(['--monitor-socket-path "m.sock": must be an absolute path']);
+  });
+});
+
+describe("routing: --routing-mode, --tunnel-protocol, --tunnel-port, --auto-direct-node-routes, --ipv4-native-routing-cidr", () => {
+  test("tunnel mode over VXLAN port 8472 by default; pods get the MTU less 50 bytes", () => {
+    const config = resolve({});
+    expect(config).toMatchObject({ routingMode: "tunnel", tunnelProtocol: "vxlan", tunnelPort: 8472, autoDirectNodeRoutes: false });
+    expect(podMtu(config)).toBe(1450);
+    expect(podMtu(resolve({ flags: { mtu: "9000" } }))).toBe(8950);
+    expect(configByOption(config)).toMatchObject({ "routing-mode": "tunnel", "tunnel-protocol": "vxlan", "tunnel-port": 8472, "auto-direct-node-routes": false });
+  });
+
+  test("native mode with direct routes keeps the whole MTU for pods", () => {
+    const config = resolve({ flags: { "routing-mode": "native", "auto-direct-node-routes": "true", "ipv4-native-routing-cidr": "10.200.0.0/16" } });
+    expect(config).toMatchObject({ routingMode: "native", autoDirectNodeRoutes: true, ipv4NativeRoutingCidr: "10.200.0.0/16" });
+    expect(podMtu(config)).toBe(1500);
+    expect(configByOption(config)).toMatchObject({ "ipv4-native-routing-cidr": "10.200.0.0/16" });
+    expect(resolve({ flags: { "routing-mode": "native", "enable-ipv4-masquerade": "false" } }).ipv4NativeRoutingCidr).toBeUndefined();
+  });
+
+  test("bad values and contradictions name the problem", () => {
+    const range = { "ipv4-range": "10.200.0.0/24" };
+    expect(problemsOf({ flags: { ...range, "routing-mode": "overlay" } })).toEqual(['--routing-mode "overlay": must be tunnel or native']);
+    expect(problemsOf({ flags: { ...range, "tunnel-protocol": "geneve" } })).toEqual(['--tunnel-protocol "geneve": geneve is not supported; use vxlan']);
+    expect(problemsOf({ flags: { ...range, "tunnel-port": "70000" } })).toEqual(['--tunnel-port "70000": must be a port number from 1 to 65535']);
+    expect(problemsOf({ flags: { ...range, "auto-direct-node-routes": true } })).toEqual([
+      "--auto-direct-node-routes needs --routing-mode native: tunnel mode encapsulates instead of routing",
+    ]);
+    expect(problemsOf({ flags: { ...range, mtu: "100" } })).toEqual(["--mtu 100: tunnel mode leaves pods 50 bytes less, below IPv4's minimum of 68"]);
+    expect(problemsOf({ flags: { ...range, "routing-mode": "native" } })).toEqual([
+      "--ipv4-native-routing-cidr is required with --routing-mode native and masquerading: pod traffic to other nodes must not be masqueraded",
+    ]);
+    expect(problemsOf({ flags: { ...range, "routing-mode": "native", "ipv4-native-routing-cidr": "10.0.0.1/8" } })[0]).toContain("--ipv4-native-routing-cidr");
   });
 });

@@ -4,12 +4,12 @@
  */
 import type { IpcacheEntry } from "../../datapath/maps/ipcache.ts";
 import type { MapFill, MetricsCounter } from "../../datapath/maps/metrics.ts";
+import type { RemoteNode } from "../../datapath/remote-nodes.ts";
 import type { EndpointPolicy as DatapathPolicy, PolicyRule } from "../../datapath/maps/policy.ts";
 import type { Endpoint } from "../api/types.ts";
 import type { AgentConfig } from "../config.ts";
 
-export type { DatapathPolicy, IpcacheEntry, PolicyRule };
-export type { MapFill, MetricsCounter };
+export type { DatapathPolicy, IpcacheEntry, MapFill, MetricsCounter, PolicyRule, RemoteNode };
 
 /** Directions whose policy the datapath enforces for an endpoint. */
 export interface PolicyEnforcement {
@@ -54,12 +54,24 @@ export interface EndpointDatapath {
    * allows left out).
    */
   setEndpointPolicy(endpointId: number, policy: DatapathPolicy): Promise<void>;
-  /** Sets the security identity of a prefix ("a.b.c.d/n") in the ipcache. */
-  upsertIpcache(cidr: string, identity: number): Promise<void>;
+  /**
+   * Sets the security identity of a prefix ("a.b.c.d/n") in the ipcache; `tunnelEndpoint` is the
+   * IP of the node hosting it (remote endpoints in tunnel mode: packets to it are encapsulated to
+   * that node).
+   */
+  upsertIpcache(cidr: string, identity: number, options?: { tunnelEndpoint?: string }): Promise<void>;
   /** Removes a prefix from the ipcache; one that is not there is fine. */
   deleteIpcache(cidr: string): Promise<void>;
   /** The ipcache as the kernel holds it. */
   listIpcache(): Promise<IpcacheEntry[]>;
+  /**
+   * Makes another node's pods reachable by routing mode (tunnel entries or routes to its pod
+   * CIDRs via its IP; its IP is REMOTE_NODE). Idempotent; replaces what the last upsert of the
+   * same name programmed. Bad input throws before anything is written.
+   */
+  upsertRemoteNode(node: RemoteNode): Promise<void>;
+  /** Removes everything upsertRemoteNode programmed for the node; an unknown name is fine. */
+  deleteRemoteNode(name: string): Promise<void>;
   /**
    * Starts delivering the datapath's event records (drop, trace, policy verdict; the layout of
    * bpf/lib/events.h) to `onRecord`, which may keep each one. Called after start().

@@ -6,6 +6,8 @@ export const NODE_CONFIG_MAP = "cilium_node_config";
 /** NODE_F_* flags. */
 export const NodeFlags = {
   Masquerade: 1 << 0,
+  /** Routing mode tunnel: encapsulate to ipcache tunnel endpoints via tunnelIfindex. */
+  Tunnel: 1 << 1,
 } as const;
 
 /** MONITOR_AGG_* levels (upstream's --monitor-aggregation). */
@@ -27,7 +29,9 @@ export const NodeConfig = struct({
   flags: u32,
   snatPortMin: u16,
   snatPortMax: u16,
-  reserved: array(u32, 4),
+  /** cilium_vxlan; 0 = no overlay. */
+  tunnelIfindex: u32,
+  reserved: array(u32, 3),
 });
 
 export type NodeConfigValue = Infer<typeof NodeConfig>;

@@ -1,5 +1,5 @@
 /** POST /v1/ipam?family=ipv4&owner=..., DELETE /v1/ipam/{ip}, DELETE /v1/ipam?owner=... */
-import type { AgentConfig } from "../../config.ts";
+import { podMtu, type AgentConfig } from "../../config.ts";
 import type { EndpointManager } from "../../endpoint/manager.ts";
 import { AgentError } from "../../errors.ts";
 import type { Ipam } from "../../ipam/index.ts";
@@ -16,7 +16,7 @@ export function addIpamRoutes(router: Router, deps: { config: AgentConfig; ipam:
     const ip = ipam.allocate(requiredOwner(url));
     const answer: IpamResponse = {
       address: { ipv4: ip },
-      ipv4: { ip, cidrs: [ipam.cidr], gateway: ipam.gateway, mtu: config.mtu },
+      ipv4: { ip, cidrs: [ipam.cidr], gateway: ipam.gateway, mtu: podMtu(config) },
       "host-addressing": { ipv4: { ip: ipam.gateway, enabled: true } },
     };
     return json(201, answer);
