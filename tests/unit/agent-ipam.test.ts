@@ -190,10 +190,23 @@ describe("crash consistency", () => {
         stdout: "pipe",
         stderr: "pipe",
       });
-      await Bun.sleep(150 + round * 70);
+      // Kill it some time after its first allocation (start-up alone can take longer on a busy machine).
+      const reader = child.stdout.getReader();
+      let output = "";
+      while (!output.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        output += new TextDecoder().decode(value);
+      }
+      await Bun.sleep(20 + round * 70);
       child.kill("SIGKILL");
       await child.exited;
-      const lines = (await new Response(child.stdout).text()).split("\n").filter(Boolean);
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        output += new TextDecoder().decode(value);
+      }
+      const lines = output.split("\n").filter(Boolean);
       expect(lines.length).toBeGreaterThan(0);
       lines.forEach((line, i) => {
         const [ip, owner] = line.split(" ") as [string, string];
