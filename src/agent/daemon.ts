@@ -25,6 +25,7 @@ import { parseCidr } from "../net/ipv4.ts";
 import { Ipam } from "./ipam/index.ts";
 import { MonitorHub, type MonitorEvents } from "./monitor/index.ts";
 import { collectStatus } from "./status.ts";
+import type { AgentHubble } from "./hubble/index.ts";
 
 export interface DaemonOptions {
   config: AgentConfig;
@@ -43,6 +44,8 @@ export interface Daemon {
   readonly monitor: MonitorEvents;
   /** API request latency, for the metrics exporter. */
   readonly apiLatency: ApiLatencyHistogram;
+  /** The Hubble server and its flows (onFlow for other consumers); undefined with --enable-hubble=false. */
+  readonly hubble?: AgentHubble;
   /** Stops the API, removes the socket, releases the datapath. Idempotent. */
   stop(): Promise<void>;
 }
@@ -79,6 +82,15 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     addPolicyRoutes(router, { policy, endpoints });
     const apiLatency = new ApiLatencyHistogram();
     const api = await startApiServer({ socketPath: config.socketPath, socketGid: config.socketGid, router, metrics: apiLatency, log: logger("api") });
+    // Loaded only when enabled: it brings grpc.
+    const hubble = config.hubble.enabled
+      ? await import("./hubble/index.ts")
+          .then(({ startAgentHubble }) => startAgentHubble({ config, monitor: monitor!, endpoints, policy, log: logger("hubble") }))
+          .catch(async (error) => {
+            await api.stop();
+            throw error;
+          })
+      : undefined;
 
     let stopping: Promise<void> | undefined;
     return {
@@ -89,9 +101,11 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
       health,
       monitor,
       apiLatency,
+      ...(hubble ? { hubble } : {}),
       stop: () =>
         (stopping ??= (async () => {
           await api.stop();
+          await hubble?.stop();
           monitor?.close();
           await datapath.stop();
           log.info("agent stopped");

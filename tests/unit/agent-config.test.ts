@@ -42,6 +42,7 @@ describe("defaults", () => {
       devices: [],
       enablePolicy: "default",
       allowLocalhost: "auto",
+      hubble: { enabled: true, socketPath: "/var/run/cilium/hubble.sock", listenAddress: "", eventBufferCapacity: 4095 },
     });
   });
 

@@ -11,8 +11,8 @@ const PROBE_TIMEOUT_MS = 1000;
 export const SOCKET_MODE = 0o660;
 const SOCKET_DIR_MODE = 0o750;
 
-/** Makes `path` free to bind: creates its directory, removes a stale socket. */
-export async function prepareSocketPath(path: string): Promise<void> {
+/** Makes `path` free to bind: creates its directory, removes a stale socket. `option` names the path's flag in errors. */
+export async function prepareSocketPath(path: string, option = "--socket-path"): Promise<void> {
   mkdirSync(dirname(path), { recursive: true, mode: SOCKET_DIR_MODE });
   let isSocket: boolean;
   try {
@@ -21,8 +21,8 @@ export async function prepareSocketPath(path: string): Promise<void> {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
     throw error;
   }
-  if (!isSocket) throw new Error(`${path} exists and is not a socket: refusing to replace it with the API socket`);
-  if (await answers(path)) throw new Error(`another process is serving on ${path}: is another agent running with the same --socket-path?`);
+  if (!isSocket) throw new Error(`${path} exists and is not a socket: refusing to replace it with a socket (${option})`);
+  if (await answers(path)) throw new Error(`another process is serving on ${path}: is another agent running with the same ${option}?`);
   rmSync(path, { force: true });
 }
 

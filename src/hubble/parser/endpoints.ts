@@ -35,6 +35,7 @@ export interface RecentEndpointsOptions {
  * resolves to its new owner as soon as `live` knows it.
  */
 export class RecentEndpoints implements EndpointResolver {
+  /** In insertion order: when full, the entry remembered first goes first. */
   private readonly seen = new Map<string, { info: EndpointInfo; at: number }>();
   private readonly ttlMs: number;
   private readonly maxEntries: number;
@@ -74,7 +75,12 @@ export class RecentEndpoints implements EndpointResolver {
   }
 
   private remember(ip: string, info: EndpointInfo): void {
-    // Re-insert so Map order is least-recently-seen first.
+    // The hot path (every flow): the same answer again only renews its time.
+    const seen = this.seen.get(ip);
+    if (seen !== undefined && seen.info === info) {
+      seen.at = this.now();
+      return;
+    }
     this.seen.delete(ip);
     this.seen.set(ip, { info, at: this.now() });
     if (this.seen.size > this.maxEntries) this.seen.delete(this.seen.keys().next().value!);
