@@ -67,7 +67,7 @@ export async function startAgentHubble(options: AgentHubbleOptions): Promise<Age
   // A deleted pod's last packets are read after it is gone: RecentEndpoints still names it.
   let recent: RecentEndpoints | undefined;
   const resolver = new AgentEndpointResolver(options, (ip, info) => recent?.endpointDeleted(ip, info));
-  recent = new RecentEndpoints(resolver);
+  recent = new RecentEndpoints(resolver, { rememberLookups: false });
   const parser = new FlowParser({ nodeName: config.nodeName, resolver: recent, clock: monotonicToWall() });
   const pipeline = new FlowPipeline({ ring, parser, log });
   const unsubscribe = options.monitor.subscribe(pipeline);

@@ -7,7 +7,7 @@
  */
 import type { Logger } from "../../logging/index.ts";
 import { MonitorEventType, timestampFromNanos, type Flow } from "../../hubble/flow/types.ts";
-import { EventRecordError, type FlowParser } from "../../hubble/parser/index.ts";
+import { EventRecordError, recordSeconds, type FlowParser } from "../../hubble/parser/index.ts";
 import { LostEventSource, type FlowRing } from "../../hubble/ring.ts";
 import type { MonitorListener } from "../monitor/index.ts";
 
@@ -51,8 +51,10 @@ export interface FlowPipelineOptions {
   ring: FlowRing;
   parser: FlowParser;
   log: Logger;
-  /** Wall clock in ms (tests). */
+  /** Wall clock in ms, for lost-event times (tests). */
   now?: () => number;
+  /** CLOCK_MONOTONIC seconds, the records' clock, for the flow rate (tests). */
+  monotonicSeconds?: () => number;
 }
 
 export class FlowPipeline implements MonitorListener {
@@ -60,9 +62,11 @@ export class FlowPipeline implements MonitorListener {
   private readonly counts: FlowPipelineStats = { flows: 0, lost: 0, ignored: 0, invalid: 0 };
   private readonly rate = new RateWindow();
   private readonly now: () => number;
+  private readonly monotonicSeconds: () => number;
 
   constructor(private readonly options: FlowPipelineOptions) {
     this.now = options.now ?? Date.now;
+    this.monotonicSeconds = options.monotonicSeconds ?? (() => Number(process.hrtime.bigint() / 1_000_000_000n));
   }
 
   onRecord(record: Uint8Array): void {
@@ -82,7 +86,8 @@ export class FlowPipeline implements MonitorListener {
     }
     this.options.ring.store(event);
     this.counts.flows++;
-    this.rate.add(Math.floor(this.now() / 1000));
+    // By the record's own timestamp: reading a clock per flow costs more than the rest of ingest.
+    this.rate.add(recordSeconds(record));
     if (this.listeners.size === 0) return;
     const flow = event.flow;
     for (const listener of this.listeners) {
@@ -111,6 +116,6 @@ export class FlowPipeline implements MonitorListener {
 
   /** Flows per second over the last minute (ServerStatus flows_rate). */
   flowsRate(): number {
-    return this.rate.perSecond(Math.floor(this.now() / 1000));
+    return this.rate.perSecond(this.monotonicSeconds());
   }
 }

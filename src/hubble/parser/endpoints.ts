@@ -26,6 +26,11 @@ export interface RecentEndpointsOptions {
   ttlMs?: number;
   /** At most this many remembered endpoints (the oldest go first). */
   maxEntries?: number;
+  /**
+   * Remember every answer of `live` (default). A resolver that reports each deletion through
+   * endpointDeleted() can turn this off: lookups then cost no clock read.
+   */
+  rememberLookups?: boolean;
   now?: () => number;
 }
 
@@ -40,6 +45,7 @@ export class RecentEndpoints implements EndpointResolver {
   private readonly ttlMs: number;
   private readonly maxEntries: number;
   private readonly now: () => number;
+  private readonly rememberLookups: boolean;
 
   constructor(
     private readonly live: EndpointResolver,
@@ -48,12 +54,13 @@ export class RecentEndpoints implements EndpointResolver {
     this.ttlMs = options.ttlMs ?? 5 * 60_000;
     this.maxEntries = options.maxEntries ?? 4096;
     this.now = options.now ?? Date.now;
+    this.rememberLookups = options.rememberLookups ?? true;
   }
 
   endpointByIp(ip: string): EndpointInfo | undefined {
     const info = this.live.endpointByIp(ip);
     if (info !== undefined) {
-      this.remember(ip, info);
+      if (this.rememberLookups) this.remember(ip, info);
       return info;
     }
     const recent = this.seen.get(ip);

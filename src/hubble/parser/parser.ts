@@ -108,9 +108,8 @@ export class FlowParser {
       sourceIp = ip?.source;
       destinationIp = ip?.destination;
     }
-    const view = new DataView(bytes.buffer, bytes.byteOffset, EVENT_HEADER_LEN);
-    const source = this.enrich(sourceIp, view.getUint32(16, true));
-    const destination = this.enrich(destinationIp, view.getUint32(20, true));
+    const source = this.enrich(sourceIp, readU32le(bytes, 16));
+    const destination = this.enrich(destinationIp, readU32le(bytes, 20));
     const length = EVENT_HEADER_LEN + capture;
     if (this.slabUsed + length > SLAB_BYTES) {
       this.slab = new Uint8Array(SLAB_BYTES);
@@ -186,6 +185,15 @@ export class FlowParser {
     }
     return flow;
   }
+}
+
+function readU32le(b: Uint8Array, off: number): number {
+  return (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0;
+}
+
+/** The record's bpf_ktime_get_ns() in seconds (a double: exact enough to bucket by second). */
+export function recordSeconds(record: Uint8Array): number {
+  return Math.floor((readU32le(record, 36) * 2 ** 32 + readU32le(record, 32)) / 1e9);
 }
 
 function endpoint(enrichment: Enrichment | undefined, identity: number, endpointId: number): Endpoint {
