@@ -13,11 +13,9 @@
  * Runnable alone: bun scripts/benchmarks/hubble-flows.ts
  */
 import type { Endpoint } from "../../src/agent/api/types.ts";
-import { AgentEndpointResolver } from "../../src/agent/hubble/resolver.ts";
-import { FlowPipeline } from "../../src/agent/hubble/pipeline.ts";
+import { agentFlowPath } from "../../src/agent/hubble/pipeline.ts";
 import { compileFilterLists } from "../../src/hubble/filters/index.ts";
-import { decodeEventRecord, FlowParser, monotonicToWall, RecentEndpoints } from "../../src/hubble/parser/index.ts";
-import { FlowRing } from "../../src/hubble/ring.ts";
+import { decodeEventRecord } from "../../src/hubble/parser/index.ts";
 import type { Logger } from "../../src/logging/index.ts";
 import {
   DIR_EGRESS,
@@ -79,14 +77,17 @@ function records(endpoints: Endpoint[]): Uint8Array[] {
   return out;
 }
 
-function agentPipeline(endpoints: Endpoint[]): { pipeline: FlowPipeline; parser: FlowParser; ring: FlowRing } {
-  const resolver = new AgentEndpointResolver({
-    endpoints: { list: () => endpoints, onChange: () => () => undefined },
-    policy: { revision: 1, identity: (id) => (id >= 30000 ? { labels: [`k8s:app=app-${id - 30000}`] } : undefined) },
+/** The daemon's own ingest path (agentFlowPath) over these pods. */
+function agentPipeline(endpoints: Endpoint[]) {
+  return agentFlowPath({
+    nodeName: "bench-node",
+    capacity: RING,
+    log: silent,
+    sources: {
+      endpoints: { list: () => endpoints, onChange: () => () => undefined },
+      policy: { revision: 1, identity: (id) => (id >= 30000 ? { labels: [`k8s:app=app-${id - 30000}`] } : undefined) },
+    },
   });
-  const parser = new FlowParser({ nodeName: "bench-node", resolver: new RecentEndpoints(resolver), clock: monotonicToWall() });
-  const ring = new FlowRing(RING);
-  return { pipeline: new FlowPipeline({ ring, parser, log: silent }), parser, ring };
 }
 
 /** Records per second of `handle` over RECORDS_PER_RUN fresh copies. */

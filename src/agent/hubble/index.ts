@@ -8,17 +8,16 @@
 import { chmodSync, chownSync, readFileSync, rmSync } from "node:fs";
 import type { Logger } from "../../logging/index.ts";
 import type { Flow } from "../../hubble/flow/types.ts";
-import { FlowParser, monotonicToWall, RecentEndpoints } from "../../hubble/parser/index.ts";
-import { FlowRing } from "../../hubble/ring.ts";
+import type { FlowRing } from "../../hubble/ring.ts";
 import { startHubbleServer, type HubbleServer } from "../../hubble/server/index.ts";
 import { VERSION } from "../../version.ts";
 import { prepareSocketPath, SOCKET_MODE } from "../api/socket.ts";
 import type { AgentConfig } from "../config.ts";
 import type { MonitorEvents } from "../monitor/index.ts";
-import { FlowPipeline, type FlowListener, type FlowPipelineStats } from "./pipeline.ts";
-import { AgentEndpointResolver, type AgentResolverSources } from "./resolver.ts";
+import { agentFlowPath, type FlowListener, type FlowPipelineStats } from "./pipeline.ts";
+import type { AgentResolverSources } from "./resolver.ts";
 
-export { FlowPipeline, type FlowListener, type FlowPipelineStats } from "./pipeline.ts";
+export { agentFlowPath, FlowPipeline, type FlowListener, type FlowPipelineStats } from "./pipeline.ts";
 export { AgentEndpointResolver, endpointInfo, type AgentResolverSources } from "./resolver.ts";
 
 export interface AgentHubble {
@@ -63,13 +62,7 @@ export async function startAgentHubble(options: AgentHubbleOptions): Promise<Age
   const tls = config.hubble.tls && tlsMaterial(config.hubble.tls);
   await prepareSocketPath(socketPath, "--hubble-socket-path");
 
-  const ring = new FlowRing(eventBufferCapacity);
-  // A deleted pod's last packets are read after it is gone: RecentEndpoints still names it.
-  let recent: RecentEndpoints | undefined;
-  const resolver = new AgentEndpointResolver(options, (ip, info) => recent?.endpointDeleted(ip, info));
-  recent = new RecentEndpoints(resolver, { rememberLookups: false });
-  const parser = new FlowParser({ nodeName: config.nodeName, resolver: recent, clock: monotonicToWall() });
-  const pipeline = new FlowPipeline({ ring, parser, log });
+  const { pipeline, ring, close } = agentFlowPath({ nodeName: config.nodeName, capacity: eventBufferCapacity, sources: options, log });
   const unsubscribe = options.monitor.subscribe(pipeline);
 
   let server: HubbleServer;
@@ -87,7 +80,7 @@ export async function startAgentHubble(options: AgentHubbleOptions): Promise<Age
     chmodSync(socketPath, SOCKET_MODE);
   } catch (error) {
     unsubscribe();
-    resolver.close();
+    close();
     rmSync(socketPath, { force: true });
     throw error;
   }
@@ -103,7 +96,7 @@ export async function startAgentHubble(options: AgentHubbleOptions): Promise<Age
     stop: () =>
       (stopping ??= (async () => {
         unsubscribe();
-        resolver.close();
+        close();
         await server.stop();
         rmSync(socketPath, { force: true });
       })()),

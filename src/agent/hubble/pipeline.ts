@@ -7,9 +7,11 @@
  */
 import type { Logger } from "../../logging/index.ts";
 import { MonitorEventType, timestampFromNanos, type Flow } from "../../hubble/flow/types.ts";
-import { EventRecordError, recordSeconds, type FlowParser } from "../../hubble/parser/index.ts";
-import { LostEventSource, type FlowRing } from "../../hubble/ring.ts";
+import { monotonicNanos } from "../../datapath/clock.ts";
+import { EventRecordError, FlowParser, monotonicToWall, RecentEndpoints, recordSeconds } from "../../hubble/parser/index.ts";
+import { FlowRing, LostEventSource } from "../../hubble/ring.ts";
 import type { MonitorListener } from "../monitor/index.ts";
+import { AgentEndpointResolver, type AgentResolverSources } from "./resolver.ts";
 
 export type FlowListener = (flow: Flow) => void;
 
@@ -53,8 +55,8 @@ export interface FlowPipelineOptions {
   log: Logger;
   /** Wall clock in ms, for lost-event times (tests). */
   now?: () => number;
-  /** CLOCK_MONOTONIC seconds, the records' clock, for the flow rate (tests). */
-  monotonicSeconds?: () => number;
+  /** CLOCK_MONOTONIC seconds, the records' clock, for the flow rate. */
+  monotonicSeconds: () => number;
 }
 
 export class FlowPipeline implements MonitorListener {
@@ -66,7 +68,7 @@ export class FlowPipeline implements MonitorListener {
 
   constructor(private readonly options: FlowPipelineOptions) {
     this.now = options.now ?? Date.now;
-    this.monotonicSeconds = options.monotonicSeconds ?? (() => Number(process.hrtime.bigint() / 1_000_000_000n));
+    this.monotonicSeconds = options.monotonicSeconds;
   }
 
   onRecord(record: Uint8Array): void {
@@ -118,4 +120,28 @@ export class FlowPipeline implements MonitorListener {
   flowsRate(): number {
     return this.rate.perSecond(this.monotonicSeconds());
   }
+}
+
+export interface AgentFlowPathOptions {
+  nodeName: string;
+  /** Ring capacity (2^n-1). */
+  capacity: number;
+  sources: AgentResolverSources;
+  log: Logger;
+}
+
+/**
+ * The agent's ingest path, as the daemon runs it (and the benchmark measures it): the resolver
+ * over the agent's caches, with a memory of deleted endpoints for their late flows, the parser
+ * on the kernel's clock, the ring and the pipeline.
+ */
+export function agentFlowPath(options: AgentFlowPathOptions): { pipeline: FlowPipeline; parser: FlowParser; ring: FlowRing; close(): void } {
+  let recent: RecentEndpoints | undefined;
+  const resolver = new AgentEndpointResolver(options.sources, (ip, info) => recent?.endpointDeleted(ip, info));
+  // The resolver reports every deletion, so lookups need not be remembered one by one.
+  recent = new RecentEndpoints(resolver, { rememberLookups: false });
+  const parser = new FlowParser({ nodeName: options.nodeName, resolver: recent, clock: monotonicToWall(monotonicNanos) });
+  const ring = new FlowRing(options.capacity);
+  const pipeline = new FlowPipeline({ ring, parser, log: options.log, monotonicSeconds: () => Number(monotonicNanos() / 1_000_000_000n) });
+  return { pipeline, parser, ring, close: () => resolver.close() };
 }

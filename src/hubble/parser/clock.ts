@@ -7,8 +7,11 @@ import { timestampFromNanos, type Timestamp } from "../flow/types.ts";
 
 export type KtimeToWall = (ktime: bigint) => Timestamp;
 
-/** process.hrtime is CLOCK_MONOTONIC on Linux, the clock bpf_ktime_get_ns() reads. */
-export function monotonicToWall(): KtimeToWall {
-  const offset = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+/**
+ * `monotonicNow` must read CLOCK_MONOTONIC, the clock bpf_ktime_get_ns() reads (the agent passes
+ * src/datapath/clock.ts; Bun's process.hrtime counts from process start).
+ */
+export function monotonicToWall(monotonicNow: () => bigint): KtimeToWall {
+  const offset = BigInt(Date.now()) * 1_000_000n - monotonicNow();
   return (ktime) => timestampFromNanos(ktime + offset);
 }

@@ -127,15 +127,18 @@ export class FlowParser {
     return this.toFlow(decodeEventRecord(event.record), event);
   }
 
+  /**
+   * A local endpoint (live or just deleted) is named by the agent's record of it, whatever the
+   * identity; the flow's identity stays the datapath's, which is what policy saw (as upstream).
+   * Other addresses get the labels of the datapath's identity.
+   */
   private enrich(ip: string | undefined, identity: number): Enrichment | undefined {
     const { resolver } = this.options;
     const info = ip === undefined ? undefined : resolver.endpointByIp(ip);
-    // The datapath's identity is what policy saw; the resolver only fills what it lacks.
-    if (info !== undefined && (info.identity === identity || identity === 0)) return info;
-    const id = identity || info?.identity || 0;
-    const labels = resolver.identityLabels(id);
-    if (info !== undefined) return labels === undefined ? { id: info.id, identity: id } : { id: info.id, identity: id, labels };
+    if (info !== undefined) return info;
+    const labels = resolver.identityLabels(identity);
     if (labels === undefined) return undefined;
+    const id = identity;
     const known = this.byLabels.get(labels);
     if (known !== undefined && known.identity === id) return known;
     const enrichment = { id: 0, identity: id, labels };
