@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { credentials, makeGenericClientConstructor, type Client, type ServiceError } from "@grpc/grpc-js";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentClient } from "../../src/agent/api/client.ts";
@@ -293,5 +293,99 @@ describe("configuration", () => {
     } finally {
       rmSync(other, { recursive: true, force: true });
     }
+  });
+});
+
+describe("the TCP listener with TLS", () => {
+  let tlsDir: string;
+  let tlsDaemon: Daemon | undefined;
+  const Observer = makeGenericClientConstructor(grpcServiceDefinition("observer.Observer"), "Observer");
+
+  /** A CA, a server certificate for 127.0.0.1 and a client certificate, by openssl. */
+  function certificates(): void {
+    const sh = (script: string) => {
+      const result = Bun.spawnSync(["bash", "-ec", script], { cwd: tlsDir, stdout: "pipe", stderr: "pipe" });
+      if (result.exitCode !== 0) throw new Error(result.stderr.toString());
+    };
+    const key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    writeFileSync(join(tlsDir, "san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+    sh(`openssl req -x509 ${key} -keyout ca.key -out ca.crt -days 1 -subj /CN=hubble-test-ca 2>/dev/null
+        for who in server client; do
+          openssl req ${key} -keyout $who.key -out $who.csr -subj /CN=$who 2>/dev/null
+          openssl x509 -req -in $who.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out $who.crt -days 1 -extfile san.ext 2>/dev/null
+        done`);
+  }
+
+  function client(withCertificate: boolean): Client & Record<string, any> {
+    const pem = (name: string) => readFileSync(join(tlsDir, name));
+    const creds = withCertificate ? credentials.createSsl(pem("ca.crt"), pem("client.key"), pem("client.crt")) : credentials.createSsl(pem("ca.crt"));
+    // The certificate names localhost too: grpc-js will not send an IP address as the TLS server name.
+    return new Observer(`127.0.0.1:${tlsDaemon!.hubble!.tcpPort}`, creds, { "grpc.ssl_target_name_override": "localhost", "grpc.default_authority": "localhost" }) as any;
+  }
+
+  beforeAll(async () => {
+    tlsDir = mkdtempSync(join(tmpdir(), "agent-hubble-tls-"));
+    certificates();
+    const { config: tlsConfig } = loadAgentConfig(
+      {
+        "node-name": "tls-node",
+        "ipv4-range": "10.215.0.0/24",
+        "state-dir": join(tlsDir, "state"),
+        "bpf-root": join(tlsDir, "bpf"),
+        "socket-path": join(tlsDir, "cilium.sock"),
+        "hubble-listen-address": "127.0.0.1:0",
+        "hubble-tls-cert-file": join(tlsDir, "server.crt"),
+        "hubble-tls-key-file": join(tlsDir, "server.key"),
+        "hubble-tls-client-ca-files": join(tlsDir, "ca.crt"),
+      },
+      {},
+    );
+    tlsDaemon = await startDaemon({ config: tlsConfig, datapath: new RecordingDatapath(), logger: quietLogger() });
+  });
+
+  afterAll(async () => {
+    await tlsDaemon?.stop();
+    rmSync(tlsDir, { recursive: true, force: true });
+  });
+
+  test("a client with a certificate from the CA is served, over TLS", async () => {
+    const tls = client(true);
+    try {
+      const nodes = await new Promise<Obj>((resolve, reject) => tls.GetNodes({}, (e: ServiceError | null, r: Obj) => (e ? reject(e) : resolve(r))));
+      expect(nodes.nodes[0]).toMatchObject({ name: "tls-node", tls: { enabled: true }, address: "127.0.0.1:0" });
+    } finally {
+      tls.close();
+    }
+  });
+
+  test("a client without a certificate gets no answer", async () => {
+    const anonymous = client(false);
+    try {
+      const outcome = await Promise.race([
+        new Promise<string>((resolve) => anonymous.ServerStatus({}, (e: ServiceError | null) => resolve(e ? "refused" : "served"))),
+        Bun.sleep(3000).then(() => "no answer"),
+      ]);
+      expect(outcome).not.toBe("served");
+    } finally {
+      anonymous.close();
+    }
+  });
+
+  test("missing certificate files stop the agent's start with the file named", async () => {
+    const { config: broken } = loadAgentConfig(
+      {
+        "ipv4-range": "10.216.0.0/24",
+        "state-dir": join(tlsDir, "state2"),
+        "bpf-root": join(tlsDir, "bpf2"),
+        "socket-path": join(tlsDir, "two", "cilium.sock"),
+        "hubble-listen-address": "127.0.0.1:0",
+        "hubble-tls-cert-file": join(tlsDir, "nope.crt"),
+        "hubble-tls-key-file": join(tlsDir, "server.key"),
+      },
+      {},
+    );
+    await expect(startDaemon({ config: broken, datapath: new RecordingDatapath(), logger: quietLogger() })).rejects.toThrow(`--hubble-tls-cert-file ${join(tlsDir, "nope.crt")}: ENOENT`);
+    // Nothing of it remains: its API socket is gone with it.
+    expect(() => statSync(join(tlsDir, "two", "cilium.sock"))).toThrow();
   });
 });
