@@ -352,7 +352,7 @@ describe("the TCP listener with TLS", () => {
     const tls = client(true);
     try {
       const nodes = await new Promise<Obj>((resolve, reject) => tls.GetNodes({}, (e: ServiceError | null, r: Obj) => (e ? reject(e) : resolve(r))));
-      expect(nodes.nodes[0]).toMatchObject({ name: "tls-node", tls: { enabled: true }, address: "127.0.0.1:0" });
+      expect(nodes.nodes[0]).toMatchObject({ name: "tls-node", tls: { enabled: true } });
     } finally {
       tls.close();
     }

@@ -7,7 +7,6 @@
  */
 import { chmodSync, chownSync, readFileSync, rmSync } from "node:fs";
 import type { Logger } from "../../logging/index.ts";
-import type { Flow } from "../../hubble/flow/types.ts";
 import type { FlowRing } from "../../hubble/ring.ts";
 import { startHubbleServer, type HubbleServer } from "../../hubble/server/index.ts";
 import { VERSION } from "../../version.ts";
@@ -17,8 +16,7 @@ import type { MonitorEvents } from "../monitor/index.ts";
 import { agentFlowPath, type FlowListener, type FlowPipelineStats } from "./pipeline.ts";
 import type { AgentResolverSources } from "./resolver.ts";
 
-export { agentFlowPath, FlowPipeline, type FlowListener, type FlowPipelineStats } from "./pipeline.ts";
-export { AgentEndpointResolver, endpointInfo, type AgentResolverSources } from "./resolver.ts";
+export type { FlowListener, FlowPipelineStats } from "./pipeline.ts";
 
 export interface AgentHubble {
   readonly ring: FlowRing;
@@ -38,8 +36,6 @@ export interface AgentHubbleOptions extends AgentResolverSources {
   monitor: MonitorEvents;
   log: Logger;
 }
-
-export type { Flow };
 
 function readPem(path: string, option: string): Buffer {
   try {

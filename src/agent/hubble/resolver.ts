@@ -15,7 +15,7 @@ export interface AgentResolverSources {
   policy?: { readonly revision: number; identity(id: number): { labels: string[] } | undefined };
 }
 
-export function endpointInfo(endpoint: Endpoint): EndpointInfo {
+function endpointInfo(endpoint: Endpoint): EndpointInfo {
   return {
     id: endpoint.id,
     identity: endpoint.identity ?? 0,
