@@ -350,21 +350,22 @@ function hubbleConfig(values: Partial<Record<AgentOptionName, OptionValue>>, pro
   const socketPath = values["socket-path"] as string | undefined;
   const listenAddress = values["hubble-listen-address"] as string | undefined;
   const capacity = values["hubble-event-buffer-capacity"] as number | undefined;
+  const enabled = values["enable-hubble"] === true;
+  const certFile = values["hubble-tls-cert-file"] as string | undefined;
+  const keyFile = values["hubble-tls-key-file"] as string | undefined;
+  const wantsTls = Boolean(listenAddress) && values["hubble-disable-tls"] === false;
+  if (enabled && wantsTls && (certFile === "" || keyFile === "")) {
+    problems.push(`--hubble-listen-address "${listenAddress}" serves TLS: give --hubble-tls-cert-file and --hubble-tls-key-file, or --hubble-disable-tls`);
+    return undefined;
+  }
   if (socketPath === undefined || listenAddress === undefined || capacity === undefined) return undefined;
   const config: HubbleConfig = {
-    enabled: values["enable-hubble"] as boolean,
+    enabled,
     socketPath: (values["hubble-socket-path"] as string) || join(dirname(socketPath), "hubble.sock"),
     listenAddress,
     eventBufferCapacity: capacity,
   };
-  if (listenAddress === "" || values["hubble-disable-tls"] === true) return config;
-  const certFile = values["hubble-tls-cert-file"] as string;
-  const keyFile = values["hubble-tls-key-file"] as string;
-  if (config.enabled && (certFile === "" || keyFile === "")) {
-    problems.push(`--hubble-listen-address "${listenAddress}" serves TLS: give --hubble-tls-cert-file and --hubble-tls-key-file, or --hubble-disable-tls`);
-    return undefined;
-  }
-  config.tls = { certFile, keyFile, clientCaFiles: values["hubble-tls-client-ca-files"] as string[] };
+  if (wantsTls && certFile && keyFile) config.tls = { certFile, keyFile, clientCaFiles: values["hubble-tls-client-ca-files"] as string[] };
   return config;
 }
 

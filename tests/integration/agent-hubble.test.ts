@@ -273,6 +273,10 @@ describe("configuration", () => {
 
   test("a TCP listener needs TLS material unless TLS is disabled", () => {
     expect(() => loadAgentConfig({ "ipv4-range": "10.1.0.0/24", "hubble-listen-address": ":4244" }, {})).toThrow(ConfigError);
+    // Every problem at once.
+    expect(() => loadAgentConfig({ "ipv4-range": "10.1.0.0/24", "hubble-listen-address": ":4244", "hubble-event-buffer-capacity": "100" }, {})).toThrow(
+      '--hubble-event-buffer-capacity "100": must be one less than a power of two, from 1 to 16777215 (e.g. 4095, 65535)\n--hubble-listen-address ":4244" serves TLS: give --hubble-tls-cert-file and --hubble-tls-key-file, or --hubble-disable-tls',
+    );
     const { config: plain } = loadAgentConfig({ "ipv4-range": "10.1.0.0/24", "hubble-listen-address": ":4244", "hubble-disable-tls": true }, {});
     expect(plain.hubble.listenAddress).toBe(":4244");
     expect(plain.hubble.tls).toBeUndefined();
