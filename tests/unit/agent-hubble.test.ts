@@ -3,7 +3,7 @@ import type { Endpoint } from "../../src/agent/api/types.ts";
 import type { EndpointChangeListener } from "../../src/agent/endpoint/manager.ts";
 import { FlowPipeline } from "../../src/agent/hubble/pipeline.ts";
 import { AgentEndpointResolver } from "../../src/agent/hubble/resolver.ts";
-import { FlowParser } from "../../src/hubble/parser/index.ts";
+import { FlowParser, monotonicToWall } from "../../src/hubble/parser/index.ts";
 import { FlowRing, type StoredFlow } from "../../src/hubble/ring.ts";
 import type { Logger } from "../../src/logging/index.ts";
 import { DIR_INGRESS, EVENT_TRACE, eventRecord, tcpPacket, TRACE_TO_LXC } from "../helpers/event-records.ts";
@@ -112,5 +112,22 @@ describe("FlowPipeline", () => {
     expect(p.flowsRate()).toBe((120 - 4 * 16) / 60);
     now.value = 1000;
     expect(p.flowsRate()).toBe(0);
+  });
+});
+
+describe("monotonicToWall", () => {
+  test("kernel time to wall time, exactly, on both the fast and the BigInt path", () => {
+    const monotonicNow = 5_000_000_000_123n;
+    const toWall = monotonicToWall(() => monotonicNow);
+    const offset = toWall(0n);
+    const offsetNs = BigInt(offset.seconds) * 1_000_000_000n + BigInt(offset.nanos);
+    for (const ktime of [0n, 1n, 999_999_999n, 1_000_000_000n, 5_000_000_000_123n, 123_456_789_987_654_321n, 2n ** 53n - 1n, 2n ** 53n + 7n]) {
+      const t = toWall(ktime);
+      expect(t.nanos).toBeGreaterThanOrEqual(0);
+      expect(t.nanos).toBeLessThan(1_000_000_000);
+      expect(BigInt(t.seconds) * 1_000_000_000n + BigInt(t.nanos)).toBe(ktime + offsetNs);
+    }
+    // The offset is what the wall clock said when the kernel's clock read monotonicNow.
+    expect(Math.abs(Number(offsetNs + monotonicNow) / 1e6 - Date.now())).toBeLessThan(1000);
   });
 });
