@@ -66,7 +66,11 @@ spec:
   afterAll(async () => {
     observer?.close();
     for (const server of servers) server.stop();
-    if (node?.agentPid) process.kill(node.agentPid, "SIGCONT");
+    try {
+      if (node?.agentPid) process.kill(node.agentPid, "SIGCONT");
+    } catch {
+      // Already gone: nothing to resume.
+    }
     await node?.destroy();
     namespaces.removeAll();
   });
