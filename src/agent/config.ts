@@ -13,6 +13,7 @@ import { formatCidr, parseCidr } from "../net/ipv4.ts";
 import { MAX_POOL_PREFIX } from "./ipam/index.ts";
 import { parseListenAddress } from "../metrics/listen-address.ts";
 import { parseHubbleMetricsSpec } from "../hubble/metrics/spec.ts";
+import { isValidRingCapacity, MAX_RING_CAPACITY } from "../hubble/ring.ts";
 
 export interface AgentConfig {
   nodeName: string;
@@ -57,6 +58,21 @@ export interface AgentConfig {
   autoDirectNodeRoutes: boolean;
   /** --ipv4-native-routing-cidr: destinations never masqueraded (native mode: all pod CIDRs). */
   ipv4NativeRoutingCidr?: string;
+  /** The node's Hubble server and flow ring (src/agent/hubble). */
+  hubble: HubbleConfig;
+}
+
+export interface HubbleConfig {
+  /** --enable-hubble */
+  enabled: boolean;
+  /** --hubble-socket-path (default: hubble.sock next to --socket-path). */
+  socketPath: string;
+  /** --hubble-listen-address, e.g. ":4244"; empty: no TCP listener. */
+  listenAddress: string;
+  /** TLS for the TCP listener; undefined with --hubble-disable-tls or without a listener. */
+  tls?: { certFile: string; keyFile: string; clientCaFiles: string[] };
+  /** --hubble-event-buffer-capacity: flows the ring holds, 2^n-1. */
+  eventBufferCapacity: number;
 }
 
 export type RoutingMode = "tunnel" | "native";
@@ -312,6 +328,61 @@ export const AGENT_OPTIONS = {
     },
     fallback: () => "",
   }),
+  "enable-hubble": option<boolean>({
+    description: "Run the Hubble server: flows from the datapath's events, the observer API on --hubble-socket-path",
+    type: "boolean",
+    parse: parseBoolean,
+    fallback: () => true,
+  }),
+  "hubble-socket-path": option<string>({
+    description: "Path of Hubble's unix socket (default: hubble.sock in the directory of --socket-path, /var/run/cilium/hubble.sock by default)",
+    parse: absolutePath,
+    fallback: () => "",
+  }),
+  "hubble-listen-address": option<string>({
+    description: 'Address Hubble also serves on over TCP, e.g. ":4244" (default: none)',
+    parse: (text) => {
+      const value = String(text).trim();
+      if (value === "") return { value };
+      const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):(\d{1,5})$/.exec(value);
+      return match && Number(match[2]) <= 65535 ? { value } : { problem: 'must be [host]:port, e.g. ":4244" or "127.0.0.1:4244"' };
+    },
+    fallback: () => "",
+  }),
+  "hubble-disable-tls": option<boolean>({
+    description: "Serve Hubble's TCP listener in plaintext",
+    type: "boolean",
+    parse: parseBoolean,
+    fallback: () => false,
+  }),
+  "hubble-tls-cert-file": option<string>({
+    description: "PEM certificate (chain) of Hubble's TCP listener",
+    parse: absolutePath,
+    fallback: () => "",
+  }),
+  "hubble-tls-key-file": option<string>({
+    description: "PEM private key of Hubble's TCP listener",
+    parse: absolutePath,
+    fallback: () => "",
+  }),
+  "hubble-tls-client-ca-files": option<string[]>({
+    description: "PEM CA certificates, comma-separated: when given, Hubble's TCP clients must present a certificate they signed",
+    parse: (text) => {
+      const paths = String(text).split(/[\s,]+/).filter(Boolean);
+      const bad = paths.find((path) => !isAbsolute(path));
+      return bad === undefined ? { value: paths.map((path) => normalize(path)) } : { problem: `"${bad}" is not an absolute path` };
+    },
+    fallback: () => [],
+  }),
+  "hubble-event-buffer-capacity": option<number>({
+    description: "Flows Hubble's ring holds: 2^n-1, e.g. 4095 or 65535",
+    parse: (text) => {
+      const value = String(text).trim();
+      const capacity = /^\d{1,9}$/.test(value) ? Number(value) : Number.NaN;
+      return isValidRingCapacity(capacity) ? { value: capacity } : { problem: `must be one less than a power of two, from 1 to ${MAX_RING_CAPACITY} (e.g. 4095, 65535)` };
+    },
+    fallback: () => 4095,
+  }),
 } as const;
 
 export type AgentOptionName = keyof typeof AGENT_OPTIONS;
@@ -337,6 +408,7 @@ export function resolveAgentConfig(sources: ConfigSources, host: HostFacts): Age
   if ((values["hubble-metrics"] as string[] | undefined)?.length && !values["hubble-metrics-server"]) {
     problems.push("--hubble-metrics needs --hubble-metrics-server, the address to serve them on");
   }
+  const hubble = hubbleConfig(values, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   const socketGroup = values["socket-group"] as string;
@@ -356,6 +428,7 @@ export function resolveAgentConfig(sources: ConfigSources, host: HostFacts): Age
     monitorAggregation: values["monitor-aggregation"] as MonitorAggregationLevel,
     monitorSocketPath: (values["monitor-socket-path"] as string) || join(dirname(values["socket-path"] as string), MONITOR_SOCKET_NAME),
     ...routingOptions(values),
+    hubble: hubble!,
   };
   if ((values["bpf-policy-map-max"] as number) > 0) config.policyMapMax = values["bpf-policy-map-max"] as number;
   if (sources.configDir) config.configDir = sources.configDir.path;
@@ -389,6 +462,14 @@ export function configByOption(config: AgentConfig): Record<string, OptionValue>
     "tunnel-protocol": config.tunnelProtocol,
     "tunnel-port": config.tunnelPort,
     "auto-direct-node-routes": config.autoDirectNodeRoutes,
+    "enable-hubble": config.hubble.enabled,
+    "hubble-socket-path": config.hubble.socketPath,
+    "hubble-listen-address": config.hubble.listenAddress,
+    "hubble-disable-tls": config.hubble.tls === undefined,
+    "hubble-tls-cert-file": config.hubble.tls?.certFile ?? "",
+    "hubble-tls-key-file": config.hubble.tls?.keyFile ?? "",
+    "hubble-tls-client-ca-files": config.hubble.tls?.clientCaFiles ?? [],
+    "hubble-event-buffer-capacity": config.hubble.eventBufferCapacity,
   };
   if (config.ipv4NativeRoutingCidr !== undefined) options["ipv4-native-routing-cidr"] = config.ipv4NativeRoutingCidr;
   if (config.configDir !== undefined) options[CONFIG_DIR_OPTION] = config.configDir;
@@ -419,6 +500,33 @@ function routingOptions(values: Partial<Record<AgentOptionName, OptionValue>>): 
   };
   if (nativeCidr !== "") options.ipv4NativeRoutingCidr = nativeCidr;
   return options;
+}
+
+/**
+ * Hubble's options together: TLS needs a certificate and key when there is a TCP listener and
+ * TLS is not disabled (as upstream, which will not serve TCP in plaintext unless told to).
+ */
+function hubbleConfig(values: Partial<Record<AgentOptionName, OptionValue>>, problems: string[]): HubbleConfig | undefined {
+  const socketPath = values["socket-path"] as string | undefined;
+  const listenAddress = values["hubble-listen-address"] as string | undefined;
+  const capacity = values["hubble-event-buffer-capacity"] as number | undefined;
+  const enabled = values["enable-hubble"] === true;
+  const certFile = values["hubble-tls-cert-file"] as string | undefined;
+  const keyFile = values["hubble-tls-key-file"] as string | undefined;
+  const wantsTls = Boolean(listenAddress) && values["hubble-disable-tls"] === false;
+  if (enabled && wantsTls && (certFile === "" || keyFile === "")) {
+    problems.push(`--hubble-listen-address "${listenAddress}" serves TLS: give --hubble-tls-cert-file and --hubble-tls-key-file, or --hubble-disable-tls`);
+    return undefined;
+  }
+  if (socketPath === undefined || listenAddress === undefined || capacity === undefined) return undefined;
+  const config: HubbleConfig = {
+    enabled,
+    socketPath: (values["hubble-socket-path"] as string) || join(dirname(socketPath), "hubble.sock"),
+    listenAddress,
+    eventBufferCapacity: capacity,
+  };
+  if (wantsTls && certFile && keyFile) config.tls = { certFile, keyFile, clientCaFiles: values["hubble-tls-client-ca-files"] as string[] };
+  return config;
 }
 
 /** Names in the config dir that are not options (a shared ConfigMap holds many). */

@@ -27,6 +27,8 @@ import { MonitorHub, type MonitorEvents } from "./monitor/index.ts";
 import { startMonitorServer, type MonitorServer } from "./monitor/server.ts";
 import { collectStatus } from "./status.ts";
 import type { MetricsServer } from "../metrics/http-server.ts";
+import type { AgentHubble } from "./hubble/index.ts";
+import type { RunningHubbleMetrics } from "../hubble/metrics/index.ts";
 
 export interface DaemonOptions {
   config: AgentConfig;
@@ -45,6 +47,8 @@ export interface Daemon {
   readonly monitor: MonitorEvents;
   /** API request latency, for the metrics exporter. */
   readonly apiLatency: ApiLatencyHistogram;
+  /** The Hubble server and its flows (onFlow for other consumers); undefined with --enable-hubble=false. */
+  readonly hubble?: AgentHubble;
   /** Stops the API, removes the socket, releases the datapath. Idempotent. */
   stop(): Promise<void>;
 }
@@ -57,6 +61,8 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
   let monitor: MonitorHub | undefined;
   let monitorServer: MonitorServer | undefined;
   let metrics: MetricsServer | undefined;
+  let hubble: AgentHubble | undefined;
+  let hubbleMetrics: RunningHubbleMetrics | undefined;
   try {
     const identityBackend = EmbeddedIdentityBackend.open(config.stateDir);
     await datapath.start(config);
@@ -88,6 +94,22 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
       metrics = await startAgentMetrics({ address: config.prometheusServeAddr, endpoints, policy, datapath, apiLatency, log: logger("metrics") });
     }
     const api = await startApiServer({ socketPath: config.socketPath, socketGid: config.socketGid, router, metrics: apiLatency, log: logger("api") });
+    try {
+      // Loaded only when enabled: it brings grpc.
+      if (config.hubble.enabled) {
+        const { startAgentHubble } = await import("./hubble/index.ts");
+        hubble = await startAgentHubble({ config, monitor: monitor!, endpoints, policy, log: logger("hubble") });
+      }
+      if (config.hubbleMetricsServer !== undefined) {
+        const flows = hubble;
+        if (!flows) throw new Error("--hubble-metrics-server needs Hubble, which --enable-hubble=false turned off");
+        const { startHubbleMetrics } = await import("../hubble/metrics/index.ts");
+        hubbleMetrics = await startHubbleMetrics({ spec: config.hubbleMetrics ?? [], listen: config.hubbleMetricsServer, onFlow: (listener) => flows.onFlow(listener) });
+      }
+    } catch (error) {
+      await api.stop();
+      throw error;
+    }
 
     let stopping: Promise<void> | undefined;
     return {
@@ -98,11 +120,14 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
       health,
       monitor,
       apiLatency,
+      ...(hubble ? { hubble } : {}),
       stop: () =>
         (stopping ??= (async () => {
           await api.stop();
           monitorServer?.stop();
           await metrics?.stop();
+          await hubbleMetrics?.stop();
+          await hubble?.stop();
           monitor?.close();
           await datapath.stop();
           log.info("agent stopped");
@@ -112,6 +137,8 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     // Release what start() took; the datapath's kernel state stays, as on any stop.
     monitorServer?.stop();
     await metrics?.stop();
+    await hubbleMetrics?.stop();
+    await hubble?.stop();
     monitor?.close();
     await datapath.stop().catch((stopError) => log.warn("the datapath did not stop cleanly", stopError));
     throw error;

@@ -104,7 +104,7 @@ export class LinuxDatapath implements EndpointDatapath {
 
   openEvents(onRecord: (record: Uint8Array) => void): DatapathEvents {
     const node = this.started;
-    const reader = node.openEvents(onRecord);
+    const reader = node.openEvents(onRecord, { pollIntervalMs: 10 });
     return { lost: () => node.eventsLost(), close: () => reader.close() };
   }
 

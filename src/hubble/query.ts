@@ -75,6 +75,7 @@ export async function* queryFlows(ring: FlowRing, q: FlowsQuery, opts: QueryOpti
         yield { flow };
       }
     }
-    if (!q.follow && (read.index + 1 >= historyEnd || sent >= limit)) return;
+    // The last `number` flows end at the history's end, lost events after them included.
+    if (!q.follow && (read.index + 1 >= historyEnd || (q.first && sent >= limit))) return;
   }
 }

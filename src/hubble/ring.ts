@@ -20,7 +20,17 @@ export interface LostEvents {
   time: Timestamp;
 }
 
-export type RingEntry = { flow: Flow; lost?: undefined } | { lost: LostEvents; flow?: undefined };
+/**
+ * A stored flow. `flow` may be built on each read (the parser's FlowEvent); `namespaces` lets a
+ * reader that needs only those skip building it.
+ */
+export interface StoredFlow {
+  readonly flow: Flow;
+  readonly lost?: undefined;
+  namespaces?(): [string | undefined, string | undefined];
+}
+
+export type RingEntry = StoredFlow | { lost: LostEvents; flow?: undefined };
 
 export const MAX_RING_CAPACITY = 2 ** 24 - 1;
 
@@ -65,6 +75,11 @@ export class FlowRing {
 
   write(flow: Flow): void {
     this.push({ flow });
+  }
+
+  /** Stores a flow in its compact form (see StoredFlow). */
+  store(entry: StoredFlow): void {
+    this.push(entry);
   }
 
   /** Records events lost before they reached the ring. */

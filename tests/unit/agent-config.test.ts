@@ -48,6 +48,7 @@ describe("defaults", () => {
       tunnelProtocol: "vxlan",
       tunnelPort: 8472,
       autoDirectNodeRoutes: false,
+      hubble: { enabled: true, socketPath: "/var/run/cilium/hubble.sock", listenAddress: "", eventBufferCapacity: 4095 },
     });
   });
 

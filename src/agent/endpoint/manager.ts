@@ -39,8 +39,12 @@ export interface Deletion {
   released: string[];
 }
 
+/** An endpoint was created, relabelled, restored (removed: false) or deleted (removed: true). */
+export type EndpointChangeListener = (endpoint: Endpoint, removed: boolean) => void;
+
 export class EndpointManager {
   private readonly endpoints = new Map<number, Endpoint>();
+  private readonly changeListeners = new Set<EndpointChangeListener>();
   private readonly ids = new EndpointIds();
   private readonly serial: Serial;
   private readonly deps: EndpointManagerDeps;
@@ -49,6 +53,12 @@ export class EndpointManager {
     this.deps = deps;
     this.serial = deps.serial ?? new Serial();
     deps.policy?.onOutcome((id, outcome) => this.recordPolicyOutcome(id, outcome));
+  }
+
+  /** Tells `listener` about endpoint changes (Hubble's address cache follows them); returns the unsubscribe. */
+  onChange(listener: EndpointChangeListener): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
   }
 
   /** Every endpoint, by id. */
@@ -129,6 +139,7 @@ export class EndpointManager {
         throw new AgentError(kind, `endpoint ${id} (${attachment}): ${step}: ${errorMessage(error)}`, { cause: error });
       }
       this.deps.log.info(`endpoint ${id} created for ${attachment}`, { endpointID: id, ipv4: endpoint.addressing.ipv4, identity: endpoint.identity });
+      this.changed(endpoint, false);
       return copy(endpoint);
     });
   }
@@ -192,6 +203,7 @@ export class EndpointManager {
       this.deps.store.save(endpoint);
       await policy.releaseIdentities(endpoint.id, identity);
       log.info(`${subjectOf(endpoint)}: labels changed, identity ${previous ?? "none"} -> ${identity}`, { endpointID: endpoint.id });
+      this.changed(endpoint, false);
       return copy(endpoint);
     });
   }
@@ -242,6 +254,7 @@ export class EndpointManager {
       const live = this.list();
       for (const removed of await this.deps.datapath.removeStaleEndpoints(live)) log.info(`removed stale datapath state: ${removed}`);
       log.info(`restored ${live.length} endpoints`);
+      for (const endpoint of live) this.changed(endpoint, false);
     });
   }
 
@@ -367,10 +380,21 @@ export class EndpointManager {
 
   private forget(endpoint: Endpoint): void {
     this.deps.store.remove(endpoint.id);
-    this.endpoints.delete(endpoint.id);
+    const known = this.endpoints.delete(endpoint.id);
     this.ids.release(endpoint.id);
     this.deps.health.clear(subjectOf(endpoint));
     this.deps.health.clear(`${subjectOf(endpoint)} policy`);
+    if (known) this.changed(endpoint, true);
+  }
+
+  private changed(endpoint: Endpoint, removed: boolean): void {
+    for (const listener of this.changeListeners) {
+      try {
+        listener(copy(endpoint), removed);
+      } catch (error) {
+        this.deps.log.warn(`an endpoint change listener failed: ${errorMessage(error)}`);
+      }
+    }
   }
 
   private find(reference: EndpointReference): Endpoint | undefined {

@@ -26,6 +26,11 @@ export interface RecentEndpointsOptions {
   ttlMs?: number;
   /** At most this many remembered endpoints (the oldest go first). */
   maxEntries?: number;
+  /**
+   * Remember every answer of `live` (default). A resolver that reports each deletion through
+   * endpointDeleted() can turn this off: lookups then cost no clock read.
+   */
+  rememberLookups?: boolean;
   now?: () => number;
 }
 
@@ -35,10 +40,12 @@ export interface RecentEndpointsOptions {
  * resolves to its new owner as soon as `live` knows it.
  */
 export class RecentEndpoints implements EndpointResolver {
+  /** In insertion order: when full, the entry remembered first goes first. */
   private readonly seen = new Map<string, { info: EndpointInfo; at: number }>();
   private readonly ttlMs: number;
   private readonly maxEntries: number;
   private readonly now: () => number;
+  private readonly rememberLookups: boolean;
 
   constructor(
     private readonly live: EndpointResolver,
@@ -47,12 +54,13 @@ export class RecentEndpoints implements EndpointResolver {
     this.ttlMs = options.ttlMs ?? 5 * 60_000;
     this.maxEntries = options.maxEntries ?? 4096;
     this.now = options.now ?? Date.now;
+    this.rememberLookups = options.rememberLookups ?? true;
   }
 
   endpointByIp(ip: string): EndpointInfo | undefined {
     const info = this.live.endpointByIp(ip);
     if (info !== undefined) {
-      this.remember(ip, info);
+      if (this.rememberLookups) this.remember(ip, info);
       return info;
     }
     const recent = this.seen.get(ip);
@@ -74,7 +82,12 @@ export class RecentEndpoints implements EndpointResolver {
   }
 
   private remember(ip: string, info: EndpointInfo): void {
-    // Re-insert so Map order is least-recently-seen first.
+    // The hot path (every flow): the same answer again only renews its time.
+    const seen = this.seen.get(ip);
+    if (seen !== undefined && seen.info === info) {
+      seen.at = this.now();
+      return;
+    }
     this.seen.delete(ip);
     this.seen.set(ip, { info, at: this.now() });
     if (this.seen.size > this.maxEntries) this.seen.delete(this.seen.keys().next().value!);

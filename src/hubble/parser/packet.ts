@@ -3,7 +3,6 @@
  * headers, TCP/UDP/SCTP/ICMP) into flow fields. Truncated headers yield what could be read:
  * a capture is at most 128 bytes and may be shorter.
  */
-import { formatIpv4 } from "../../net/ipv4.ts";
 import { IPVersion, type Ethernet, type IP, type Layer4, type TCPFlags } from "../flow/types.ts";
 
 const ETH_LEN = 14;
@@ -22,10 +21,27 @@ export interface DecodedPacket {
   l4?: Layer4;
 }
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
 function mac(b: Uint8Array, off: number): string {
-  let s = "";
-  for (let i = 0; i < 6; i++) s += (i ? ":" : "") + b[off + i]!.toString(16).padStart(2, "0");
-  return s;
+  return `${HEX[b[off]!]}:${HEX[b[off + 1]!]}:${HEX[b[off + 2]!]}:${HEX[b[off + 3]!]}:${HEX[b[off + 4]!]}:${HEX[b[off + 5]!]}`;
+}
+
+/**
+ * Dotted text of an IPv4 address. A node sees the same few addresses over and over, so their
+ * text is kept (bounded: a scan of many addresses just starts the cache afresh).
+ */
+const ipv4Texts = new Map<number, string>();
+const IPV4_TEXTS_MAX = 1 << 16;
+
+export function ipv4Text(address: number): string {
+  let text = ipv4Texts.get(address);
+  if (text === undefined) {
+    text = `${address >>> 24}.${(address >>> 16) & 0xff}.${(address >>> 8) & 0xff}.${address & 0xff}`;
+    if (ipv4Texts.size >= IPV4_TEXTS_MAX) ipv4Texts.clear();
+    ipv4Texts.set(address, text);
+  }
+  return text;
 }
 
 /** RFC 5952 text of a 16-byte address (lowercase, longest zero run of 2+ groups as "::"). */
@@ -49,6 +65,9 @@ export function formatIpv6(b: Uint8Array, off: number): string {
   return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLen).join(":")}`;
 }
 
+/** Flags objects are shared between flows (nobody mutates a stored flow): one per flag byte and NS bit. */
+const TCP_FLAGS = Array.from({ length: 512 }, (_, i) => Object.freeze(tcpFlags(i & 0xff, i > 0xff)));
+
 function tcpFlags(bits: number, ns: boolean): TCPFlags {
   const f: TCPFlags = {};
   if (bits & 0x01) f.FIN = true;
@@ -69,7 +88,7 @@ function decodeL4(b: Uint8Array, off: number, proto: number): Layer4 | undefined
   switch (proto) {
     case IPPROTO_TCP:
       if (left < 14) return left >= 4 ? { TCP: ports() } : undefined;
-      return { TCP: { ...ports(), flags: tcpFlags(b[off + 13]!, (b[off + 12]! & 0x01) !== 0) } };
+      return { TCP: { ...ports(), flags: TCP_FLAGS[b[off + 13]! | ((b[off + 12]! & 0x01) << 8)]! } };
     case IPPROTO_UDP:
       return left >= 4 ? { UDP: ports() } : undefined;
     case IPPROTO_SCTP:
@@ -85,11 +104,10 @@ function decodeL4(b: Uint8Array, off: number, proto: number): Layer4 | undefined
 
 function decodeIpv4(b: Uint8Array, off: number): Pick<DecodedPacket, "ip" | "l4"> {
   if (b.length - off < 20 || b[off]! >> 4 !== 4) return {};
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const ip: IP = { source: formatIpv4(v.getUint32(off + 12)), destination: formatIpv4(v.getUint32(off + 16)), ipVersion: IPVersion.IPv4 };
+  const ip: IP = { source: ipv4Text(readU32(b, off + 12)), destination: ipv4Text(readU32(b, off + 16)), ipVersion: IPVersion.IPv4 };
   const ihl = (b[off]! & 0x0f) * 4;
   // Later fragments carry no L4 header.
-  const fragOffset = v.getUint16(off + 6) & 0x1fff;
+  const fragOffset = ((b[off + 6]! << 8) | b[off + 7]!) & 0x1fff;
   if (ihl < 20 || fragOffset !== 0) return { ip };
   const l4 = decodeL4(b, off + ihl, b[off + 9]!);
   return l4 ? { ip, l4 } : { ip };
@@ -102,11 +120,15 @@ function decodeIpv6(b: Uint8Array, off: number): Pick<DecodedPacket, "ip" | "l4"
   return l4 ? { ip, l4 } : { ip };
 }
 
+/** Big-endian 32 bits at `off`, unsigned. */
+export function readU32(b: Uint8Array, off: number): number {
+  return ((b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!) >>> 0;
+}
+
 export function decodePacket(b: Uint8Array): DecodedPacket {
   if (b.length < ETH_LEN) return {};
   const ethernet = { source: mac(b, 6), destination: mac(b, 0) };
   const etherType = (b[12]! << 8) | b[13]!;
-  if (etherType === ETH_P_IP) return { ethernet, ...decodeIpv4(b, ETH_LEN) };
-  if (etherType === ETH_P_IPV6) return { ethernet, ...decodeIpv6(b, ETH_LEN) };
-  return { ethernet };
+  const l3 = etherType === ETH_P_IP ? decodeIpv4(b, ETH_LEN) : etherType === ETH_P_IPV6 ? decodeIpv6(b, ETH_LEN) : undefined;
+  return { ethernet, ip: l3?.ip, l4: l3?.l4 };
 }

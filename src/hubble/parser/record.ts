@@ -69,45 +69,51 @@ export class EventRecordError extends Error {
 
 export function decodeEventRecord(bytes: Uint8Array): EventRecord {
   if (bytes.length < EVENT_HEADER_LEN) throw new EventRecordError(`record of ${bytes.length} bytes is shorter than its ${EVENT_HEADER_LEN}-byte header`);
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const version = v.getUint16(14, true);
+  const b = bytes;
+  const version = u16le(b, 14);
   if (version !== EVENT_VERSION) throw new EventRecordError(`record version ${version}, expected ${EVENT_VERSION}`);
   // len_cap is trusted only as far as the record reaches: the rest of the data area is stale.
-  const cap = Math.min(v.getUint16(12, true), bytes.length - EVENT_HEADER_LEN);
-  const type = v.getUint8(0);
-  const flags = v.getUint8(27);
+  const cap = Math.min(u16le(b, 12), b.length - EVENT_HEADER_LEN);
+  const type = b[0]!;
+  const flags = b[27]!;
   const direction = flags & FLAG_DIR_MASK;
-  const srcIdentity = v.getUint32(16, true);
-  const dstIdentity = v.getUint32(20, true);
-  // line and file are a drop's source location, a policy verdict's port and protocol.
-  const fileName = type === TYPE_DROP ? SOURCE_FILES[v.getUint8(46)] : undefined;
-  const policy: PolicyVerdictInfo | undefined =
-    type === TYPE_POLICY_VERDICT
-      ? {
-          dropReason: v.getUint8(26),
-          matchType: (flags & FLAG_MATCH_MASK) >> FLAG_MATCH_SHIFT,
-          remoteIdentity: direction === 1 ? srcIdentity : dstIdentity,
-          dport: v.getUint16(44, true),
-          proto: v.getUint8(46),
-        }
-      : undefined;
-  return {
+  const record: EventRecord = {
     type,
-    subtype: v.getUint8(1),
-    sourceEndpoint: v.getUint16(2, true),
-    hash: v.getUint32(4, true),
-    origLength: v.getUint32(8, true),
-    srcIdentity,
-    dstIdentity,
-    dstEndpoint: v.getUint16(24, true),
-    reason: v.getUint8(26),
+    subtype: b[1]!,
+    sourceEndpoint: u16le(b, 2),
+    hash: u32le(b, 4),
+    origLength: u32le(b, 8),
+    srcIdentity: u32le(b, 16),
+    dstIdentity: u32le(b, 20),
+    dstEndpoint: u16le(b, 24),
+    reason: b[26]!,
     direction,
     reply: (flags & FLAG_REPLY) !== 0,
-    ifindex: v.getUint32(28, true),
-    ktime: v.getBigUint64(32, true),
-    origIp4: v.getUint32(40, false),
-    ...(fileName !== undefined ? { file: { name: fileName, line: v.getUint16(44, true) } } : {}),
-    ...(policy ? { policy } : {}),
-    packet: bytes.subarray(EVENT_HEADER_LEN, EVENT_HEADER_LEN + cap),
+    ifindex: u32le(b, 28),
+    ktime: (BigInt(u32le(b, 36)) << 32n) | BigInt(u32le(b, 32)),
+    origIp4: ((b[40]! << 24) | (b[41]! << 16) | (b[42]! << 8) | b[43]!) >>> 0,
+    packet: b.subarray(EVENT_HEADER_LEN, EVENT_HEADER_LEN + cap),
   };
+  // line and file are a drop's source location, a policy verdict's port and protocol.
+  if (type === TYPE_DROP) {
+    const fileName = SOURCE_FILES[b[46]!];
+    if (fileName !== undefined) record.file = { name: fileName, line: u16le(b, 44) };
+  } else if (type === TYPE_POLICY_VERDICT) {
+    record.policy = {
+      dropReason: b[26]!,
+      matchType: (flags & FLAG_MATCH_MASK) >> FLAG_MATCH_SHIFT,
+      remoteIdentity: direction === 1 ? record.srcIdentity : record.dstIdentity,
+      dport: u16le(b, 44),
+      proto: b[46]!,
+    };
+  }
+  return record;
+}
+
+function u16le(b: Uint8Array, off: number): number {
+  return b[off]! | (b[off + 1]! << 8);
+}
+
+function u32le(b: Uint8Array, off: number): number {
+  return (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0;
 }

@@ -76,8 +76,18 @@ export function icmpTypeCodeText(family: "ICMPv4" | "ICMPv6", type: number, code
   return family === "ICMPv4" ? icmpText(ICMPV4_TYPES, ICMPV4_CODES, type, code) : icmpText(ICMPV6_TYPES, {}, type, code);
 }
 
+/** The parser shares one flags object per flag combination: their summaries are kept. */
+const tcpSummaries = new WeakMap<TCPFlags, string>();
+
+function tcpSummary(flags: TCPFlags | undefined): string {
+  if (flags === undefined) return "TCP Flags: ";
+  let text = tcpSummaries.get(flags);
+  if (text === undefined) tcpSummaries.set(flags, (text = `TCP Flags: ${tcpFlagsText(flags)}`));
+  return text;
+}
+
 export function summarize(l4: Layer4 | undefined, hasIp: boolean): string {
-  if (l4?.TCP) return `TCP Flags: ${tcpFlagsText(l4.TCP.flags)}`;
+  if (l4?.TCP) return tcpSummary(l4.TCP.flags);
   if (l4?.UDP) return "UDP";
   if (l4?.SCTP) return "SCTP";
   if (l4?.ICMPv4) return `ICMPv4 ${icmpText(ICMPV4_TYPES, ICMPV4_CODES, l4.ICMPv4.type, l4.ICMPv4.code)}`;

@@ -6,7 +6,7 @@
 import { Metadata, status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { compileFilterLists, FilterError, type FlowFilter } from "../filters/index.ts";
 import { LabelSelectorError } from "../filters/label-selector.ts";
-import { timestampFromNanos, type Flow, type Timestamp } from "../flow/types.ts";
+import { timestampFromNanos, type Timestamp } from "../flow/types.ts";
 import { queryFlows, QueryError, type QueryEvent } from "../query.ts";
 import type { FlowRing } from "../ring.ts";
 
@@ -22,6 +22,10 @@ export interface ObserverOptions {
   address?: string;
   now?: () => Timestamp;
   startedAt?: bigint;
+  /** Flows per second over the last minute, for ServerStatus (default 0). */
+  flowsRate?: () => number;
+  /** Whether the TCP listener speaks TLS, for GetNodes. */
+  tlsEnabled?: boolean;
 }
 
 interface GetFlowsRequest {
@@ -102,6 +106,7 @@ export class Observer {
       seen_flows: ring.written,
       uptime_ns: this.uptimeNs(),
       version: this.opts.version,
+      flows_rate: this.opts.flowsRate?.() ?? 0,
     });
   }
 
@@ -114,7 +119,7 @@ export class Observer {
           version: this.opts.version,
           address: this.opts.address ?? "",
           state: NODE_CONNECTED,
-          tls: { enabled: false },
+          tls: { enabled: this.opts.tlsEnabled === true },
           uptime_ns: this.uptimeNs(),
           num_flows: ring.length,
           max_flows: ring.capacity,
@@ -128,13 +133,13 @@ export class Observer {
   getNamespaces(_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): void {
     const { ring } = this.opts;
     const seen = new Set<string>();
-    const add = (f: Flow) => {
-      if (f.source?.namespace) seen.add(f.source.namespace);
-      if (f.destination?.namespace) seen.add(f.destination.namespace);
-    };
+    const add = (namespace: string | undefined) => namespace && seen.add(namespace);
     for (let i = ring.oldest; i < ring.next; i++) {
-      const flow = ring.at(i)?.flow;
-      if (flow) add(flow);
+      const entry = ring.at(i);
+      if (entry === undefined || entry.lost) continue;
+      const [source, destination] = entry.namespaces?.() ?? [entry.flow.source?.namespace, entry.flow.destination?.namespace];
+      add(source);
+      add(destination);
     }
     const cluster = this.opts.clusterName ?? "default";
     callback(null, { namespaces: [...seen].sort().map((namespace) => ({ cluster, namespace })) });

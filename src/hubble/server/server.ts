@@ -1,6 +1,7 @@
 /**
  * The Hubble server of one node: observer.Observer and grpc.health.v1 on a unix socket
- * (/var/run/cilium/hubble.sock) and/or TCP (:4244), plaintext.
+ * (/var/run/cilium/hubble.sock, plaintext: file permissions guard it) and/or TCP (:4244), with
+ * TLS (and client certificates when CAs are given) when asked, as upstream.
  */
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { rmSync } from "node:fs";
@@ -16,6 +17,8 @@ export interface HubbleServerOptions extends ObserverOptions {
   listenAddress?: string;
   /** When set, the Peer service is served too, listing these Hubble servers (for the relay). */
   peers?: PeerRegistry;
+  /** TLS for the TCP listener: PEM certificate chain and key; client CAs make client certificates mandatory. */
+  tls?: { cert: Buffer; key: Buffer; clientCAs?: Buffer };
 }
 
 export interface HubbleServer {
@@ -29,16 +32,20 @@ function tcpTarget(address: string): string {
   return address.startsWith(":") ? `0.0.0.0${address}` : address;
 }
 
-function bind(server: Server, target: string): Promise<number> {
+function bind(server: Server, target: string, credentials = ServerCredentials.createInsecure()): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(target, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    server.bindAsync(target, credentials, (err, port) => (err ? reject(err) : resolve(port)));
   });
+}
+
+function tlsCredentials(tls: NonNullable<HubbleServerOptions["tls"]>): ServerCredentials {
+  return ServerCredentials.createSsl(tls.clientCAs ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCAs !== undefined);
 }
 
 export async function startHubbleServer(opts: HubbleServerOptions): Promise<HubbleServer> {
   if (!opts.socketPath && !opts.listenAddress) throw new Error("the Hubble server needs a unix socket path or a TCP address");
   const server = new Server();
-  server.addService(grpcServiceDefinition("observer.Observer"), new Observer(opts).implementation());
+  server.addService(grpcServiceDefinition("observer.Observer"), new Observer({ ...opts, tlsEnabled: opts.tls !== undefined }).implementation());
   server.addService(grpcServiceDefinition("grpc.health.v1.Health"), healthImplementation());
   if (opts.peers) server.addService(grpcServiceDefinition("peer.Peer"), peerImplementation(opts.peers));
   try {
@@ -46,7 +53,7 @@ export async function startHubbleServer(opts: HubbleServerOptions): Promise<Hubb
       rmSync(opts.socketPath, { force: true });
       await bind(server, `unix:${opts.socketPath}`);
     }
-    const tcpPort = opts.listenAddress ? await bind(server, tcpTarget(opts.listenAddress)) : undefined;
+    const tcpPort = opts.listenAddress ? await bind(server, tcpTarget(opts.listenAddress), opts.tls && tlsCredentials(opts.tls)) : undefined;
     return {
       ...(tcpPort !== undefined ? { tcpPort } : {}),
       stop: () =>
