@@ -2,7 +2,7 @@
 import { reservedIdentityName } from "../../identity/reserved.ts";
 import { dropReasonText, tracePointName } from "../flow/monitor.ts";
 import { MonitorEventType, Verdict, type Flow } from "../flow/types.ts";
-import { enumName } from "../proto/index.ts";
+import { enumName } from "../proto/schema.ts";
 
 /** Reserved identities the identity module does not allocate but flows may carry. */
 const EXTRA_RESERVED: Record<number, string> = { 0: "unknown", 9: "world-ipv4", 10: "world-ipv6" };

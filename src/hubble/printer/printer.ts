@@ -4,7 +4,7 @@
  */
 import type { Flow, Timestamp } from "../flow/types.ts";
 import { toJsonLine } from "../proto/json.ts";
-import { enumName } from "../proto/index.ts";
+import { enumName } from "../proto/schema.ts";
 import { flowType, hostNames, identityText, verdictText } from "./fields.ts";
 import { timeFormatter, type TimeFormatter } from "./time-format.ts";
 

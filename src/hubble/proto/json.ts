@@ -3,8 +3,7 @@
  * (Go protojson with proto field names): fields in declaration order, defaults omitted, enums by
  * name, 64-bit integers as strings, Timestamp as RFC 3339 in UTC, wrappers as bare values.
  */
-import protobuf from "protobufjs";
-import { messageType } from "./index.ts";
+import { messageSchema, type FieldSchema, type MessageSchema } from "./schema.ts";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -16,6 +15,7 @@ const WRAPPERS = new Set([
   "google.protobuf.Int64Value",
   "google.protobuf.UInt64Value",
   "google.protobuf.StringValue",
+  "google.protobuf.BytesValue",
   "google.protobuf.DoubleValue",
   "google.protobuf.FloatValue",
 ]);
@@ -30,37 +30,38 @@ export function formatTimestampJson(seconds: number, nanos: number): string {
   return `${iso}.${frac}Z`;
 }
 
-function scalar(field: protobuf.Field, value: unknown): Json {
-  if (field.resolvedType instanceof protobuf.Enum) {
-    const name = field.resolvedType.valuesById[value as number];
-    return name ?? (value as number);
-  }
-  if (LONG_TYPES.has(field.type)) return String(value);
-  if (field.type === "bytes") return Buffer.from(value as Uint8Array).toString("base64");
+function scalar(field: FieldSchema, value: unknown): Json {
+  if (field.enumType) return field.enumType.valuesById[value as number] ?? (value as number);
+  const type = field.scalar!;
+  if (LONG_TYPES.has(type)) return String(value);
+  if (type === "bytes") return Buffer.from(value as Uint8Array).toString("base64");
   return value as Json;
 }
 
-function isDefault(field: protobuf.Field, value: unknown): boolean {
+function isDefault(field: FieldSchema, value: unknown): boolean {
   if (value === undefined || value === null) return true;
   if (field.repeated) return (value as unknown[]).length === 0;
   // Members of a oneof and messages are present whenever set.
-  if (field.partOf || field.resolvedType instanceof protobuf.Type) return false;
+  if (field.inOneof || field.message) return false;
   return value === 0 || value === false || value === "" || value === 0n || value === "0";
 }
 
-function convert(field: protobuf.Field, value: unknown): Json {
-  const type = field.resolvedType;
-  if (!(type instanceof protobuf.Type)) return scalar(field, value);
+function convert(field: FieldSchema, value: unknown): Json {
+  const type = field.message;
+  if (type === undefined) return scalar(field, value);
   return messageToJson(type, value as Record<string, unknown>);
 }
 
 /** One message object (of type `type`) as its JSON value. */
-export function messageToJson(type: protobuf.Type, message: Record<string, unknown>): Json {
-  const fullName = type.fullName.slice(1);
+export function messageToJson(type: MessageSchema, message: Record<string, unknown>): Json {
+  const fullName = type.fullName;
   if (fullName === "google.protobuf.Timestamp") return formatTimestampJson(Number(message.seconds ?? 0), Number(message.nanos ?? 0));
-  if (WRAPPERS.has(fullName)) return scalar(type.fields.value!, message.value ?? type.fields.value!.defaultValue);
+  if (WRAPPERS.has(fullName)) {
+    const field = type.fields[0]!;
+    return scalar(field, message.value ?? (field.scalar === "bool" ? false : field.scalar === "string" ? "" : 0));
+  }
   const out: Record<string, Json> = {};
-  for (const field of type.fieldsArray) {
+  for (const field of type.fields) {
     const value = message[field.name];
     if (isDefault(field, value)) continue;
     out[field.name] = field.repeated ? (value as unknown[]).map((v) => convert(field, v)) : convert(field, value);
@@ -68,7 +69,12 @@ export function messageToJson(type: protobuf.Type, message: Record<string, unkno
   return out;
 }
 
+/** `message` as JSON of the named type ("observer.GetFlowsResponse"). */
+export function toJsonValue(typeName: string, message: object): Json {
+  return messageToJson(messageSchema(typeName), message as Record<string, unknown>);
+}
+
 /** `message` of the named type ("observer.GetFlowsResponse") as one line of compact JSON. */
 export function toJsonLine(typeName: string, message: object): string {
-  return JSON.stringify(messageToJson(messageType(typeName), message as Record<string, unknown>));
+  return JSON.stringify(toJsonValue(typeName, message));
 }
