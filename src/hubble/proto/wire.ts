@@ -185,6 +185,24 @@ class Reader {
     throw new WireError("varint longer than 10 bytes");
   }
 
+  /** A varint as its low and high 32 bits (signed types need the exact bit pattern). */
+  varint64(): [lo: number, hi: number] {
+    let lo = 0;
+    let hi = 0;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) throw new WireError("truncated varint");
+      const b = this.buf[this.pos++]!;
+      const bits = b & 0x7f;
+      if (i < 4) lo |= bits << (7 * i);
+      else if (i === 4) {
+        lo |= (bits & 0x0f) << 28;
+        hi |= bits >> 4;
+      } else hi |= bits << (7 * i - 32);
+      if (b < 0x80) return [lo >>> 0, hi >>> 0];
+    }
+    throw new WireError("varint longer than 10 bytes");
+  }
+
   skip(wt: number): void {
     if (wt === WIRE_VARINT) this.varint();
     else if (wt === WIRE_I64) this.pos += 8;
@@ -213,25 +231,27 @@ class Reader {
   }
 }
 
-/** Two's complement of a varint read as unsigned (negative int32/int64 are sent as 10 bytes). */
-function signed(n: number): number {
-  return n >= 2 ** 63 ? n - 2 ** 64 : n;
-}
-
 function readScalar(r: Reader, type: string): unknown {
   switch (type) {
     case "bool":
       return r.varint() !== 0;
     case "uint32":
-    case "uint64":
-      return r.varint();
+      return r.varint64()[0];
     case "int32":
-    case "int64":
-      return signed(r.varint());
+      return r.varint64()[0] | 0;
+    case "uint64": {
+      const [lo, hi] = r.varint64();
+      return hi * 2 ** 32 + lo;
+    }
+    case "int64": {
+      const [lo, hi] = r.varint64();
+      return (hi | 0) * 2 ** 32 + lo;
+    }
     case "sint32":
     case "sint64": {
-      const n = r.varint();
-      return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
+      const [lo, hi] = r.varint64();
+      const n = (BigInt(hi) << 32n) | BigInt(lo);
+      return Number((n >> 1n) ^ -(n & 1n));
     }
     case "fixed32":
       return r.fixed32(false);
