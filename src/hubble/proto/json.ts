@@ -30,43 +30,61 @@ export function formatTimestampJson(seconds: number, nanos: number): string {
   return `${iso}.${frac}Z`;
 }
 
-function scalar(field: FieldSchema, value: unknown): Json {
-  if (field.enumType) return field.enumType.valuesById[value as number] ?? (value as number);
+type Converter = (value: unknown) => Json;
+
+function scalarConverter(field: FieldSchema): Converter {
+  const e = field.enumType;
+  if (e) return (v) => e.valuesById[v as number] ?? (v as number);
   const type = field.scalar!;
-  if (LONG_TYPES.has(type)) return String(value);
-  if (type === "bytes") return Buffer.from(value as Uint8Array).toString("base64");
-  return value as Json;
+  if (LONG_TYPES.has(type)) return (v) => String(v);
+  if (type === "bytes") return (v) => Buffer.from(v as Uint8Array).toString("base64");
+  return (v) => v as Json;
 }
 
-function isDefault(field: FieldSchema, value: unknown): boolean {
-  if (value === undefined || value === null) return true;
-  if (field.repeated) return (value as unknown[]).length === 0;
-  // Members of a oneof and messages are present whenever set.
-  if (field.inOneof || field.message) return false;
-  return value === 0 || value === false || value === "" || value === 0n || value === "0";
-}
+/** Converters per message type, built once: a flow stream converts thousands of messages a second. */
+const converters = new Map<MessageSchema, Converter>();
 
-function convert(field: FieldSchema, value: unknown): Json {
-  const type = field.message;
-  if (type === undefined) return scalar(field, value);
-  return messageToJson(type, value as Record<string, unknown>);
+function converterFor(type: MessageSchema): Converter {
+  let conv = converters.get(type);
+  if (conv) return conv;
+  const fullName = type.fullName;
+  if (fullName === "google.protobuf.Timestamp") {
+    conv = (m) => formatTimestampJson(Number((m as Record<string, unknown>).seconds ?? 0), Number((m as Record<string, unknown>).nanos ?? 0));
+  } else if (WRAPPERS.has(fullName)) {
+    const field = type.fields[0]!;
+    const inner = scalarConverter(field);
+    const zero = field.scalar === "bool" ? false : field.scalar === "string" ? "" : 0;
+    conv = (m) => inner((m as Record<string, unknown>).value ?? zero);
+  } else {
+    // Registered before its fields are built: a message type may contain itself.
+    const fields: { name: string; repeated: boolean; presence: boolean; convert: Converter }[] = [];
+    conv = (m) => {
+      const msg = m as Record<string, unknown>;
+      const out: Record<string, Json> = {};
+      for (const f of fields) {
+        const v = msg[f.name];
+        if (v === undefined || v === null) continue;
+        if (f.repeated) {
+          const list = v as unknown[];
+          if (list.length > 0) out[f.name] = list.map(f.convert);
+        } else if (f.presence || (v !== 0 && v !== false && v !== "" && v !== 0n && v !== "0")) out[f.name] = f.convert(v);
+      }
+      return out;
+    };
+    converters.set(type, conv);
+    for (const field of type.fields) {
+      const message = field.message;
+      // Members of a oneof and messages are present whenever set; other fields only when not default.
+      fields.push({ name: field.name, repeated: field.repeated, presence: field.inOneof || message !== undefined, convert: message ? converterFor(message) : scalarConverter(field) });
+    }
+  }
+  converters.set(type, conv);
+  return conv;
 }
 
 /** One message object (of type `type`) as its JSON value. */
 export function messageToJson(type: MessageSchema, message: Record<string, unknown>): Json {
-  const fullName = type.fullName;
-  if (fullName === "google.protobuf.Timestamp") return formatTimestampJson(Number(message.seconds ?? 0), Number(message.nanos ?? 0));
-  if (WRAPPERS.has(fullName)) {
-    const field = type.fields[0]!;
-    return scalar(field, message.value ?? (field.scalar === "bool" ? false : field.scalar === "string" ? "" : 0));
-  }
-  const out: Record<string, Json> = {};
-  for (const field of type.fields) {
-    const value = message[field.name];
-    if (isDefault(field, value)) continue;
-    out[field.name] = field.repeated ? (value as unknown[]).map((v) => convert(field, v)) : convert(field, value);
-  }
-  return out;
+  return converterFor(type)(message);
 }
 
 /** `message` as JSON of the named type ("observer.GetFlowsResponse"). */

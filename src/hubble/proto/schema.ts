@@ -98,20 +98,33 @@ export function enumSchema(fullName: string): EnumSchema {
   return e;
 }
 
+/** A field; a message-typed field resolves its type on first use (types may be recursive). */
+class Field implements FieldSchema {
+  private resolved: MessageSchema | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly id: number,
+    readonly repeated: boolean,
+    readonly inOneof: boolean,
+    readonly scalar: string | undefined,
+    readonly enumType: EnumSchema | undefined,
+    private readonly messageName: string | undefined,
+  ) {}
+
+  get message(): MessageSchema | undefined {
+    if (this.resolved === undefined && this.messageName !== undefined) this.resolved = messageSchema(this.messageName);
+    return this.resolved;
+  }
+}
+
 function fieldSchema(scope: string, name: string, f: JsonField, inOneof: boolean): FieldSchema {
   if (f.keyType) throw new Error(`map field ${scope}.${name} is not supported`);
-  const base = { name, id: f.id, repeated: f.rule === "repeated", inOneof };
-  if (SCALAR_TYPES.has(f.type)) return { ...base, scalar: f.type, message: undefined, enumType: undefined };
+  const repeated = f.rule === "repeated";
+  if (SCALAR_TYPES.has(f.type)) return new Field(name, f.id, repeated, inOneof, f.type, undefined, undefined);
   const target = resolve(scope, f.type);
-  if (node(target)!.values) return { ...base, scalar: undefined, message: undefined, enumType: enumSchema(target) };
-  return {
-    ...base,
-    scalar: undefined,
-    enumType: undefined,
-    get message() {
-      return messageSchema(target);
-    },
-  };
+  if (node(target)!.values) return new Field(name, f.id, repeated, inOneof, undefined, enumSchema(target), undefined);
+  return new Field(name, f.id, repeated, inOneof, undefined, undefined, target);
 }
 
 export function messageSchema(fullName: string): MessageSchema {

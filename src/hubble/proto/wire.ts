@@ -159,15 +159,13 @@ export function encodeMessage(typeName: string, msg: object): Uint8Array {
 }
 
 class Reader {
-  pos: number;
+  pos = 0;
+  /** Where the message being read ends (nested messages narrow it while they are read). */
+  end: number;
   private readonly view: DataView;
 
-  constructor(
-    readonly buf: Uint8Array,
-    start: number,
-    readonly end: number,
-  ) {
-    this.pos = start;
+  constructor(readonly buf: Uint8Array) {
+    this.end = buf.length;
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
@@ -183,6 +181,24 @@ class Reader {
       scale *= 128;
     }
     throw new WireError("varint longer than 10 bytes");
+  }
+
+  /** The low 32 bits of a varint (int32, uint32, enums; negative int32 take 10 bytes). */
+  varint32(): number {
+    const buf = this.buf;
+    let v = 0;
+    for (let shift = 0; shift < 32; shift += 7) {
+      const b = buf[this.pos++]!;
+      v |= (b & 0x7f) << shift;
+      if (b < 0x80) {
+        if (this.pos > this.end) throw new WireError("truncated varint");
+        return v;
+      }
+    }
+    // Bits above 32 carry only the sign extension.
+    for (let i = 0; i < 5; i++) if (buf[this.pos++]! < 0x80) break;
+    if (this.pos > this.end) throw new WireError("truncated varint");
+    return v;
   }
 
   /** A varint as its low and high 32 bits (signed types need the exact bit pattern). */
@@ -212,6 +228,21 @@ class Reader {
     if (this.pos > this.end) throw new WireError("truncated field");
   }
 
+  /** UTF-8 text; short ASCII (most flow strings) without TextDecoder, which costs more per call. */
+  string(): string {
+    const len = this.varint();
+    const start = this.pos;
+    const end = start + len;
+    if (end > this.end) throw new WireError("truncated string");
+    this.pos = end;
+    if (len <= 64) {
+      let ascii = true;
+      for (let i = start; i < end; i++) if (this.buf[i]! >= 0x80) ascii = false;
+      if (ascii) return String.fromCharCode.apply(null, this.buf.subarray(start, end) as unknown as number[]);
+    }
+    return textDecoder.decode(this.buf.subarray(start, end));
+  }
+
   fixed32(signed: boolean): number {
     const v = signed ? this.view.getInt32(this.pos, true) : this.view.getUint32(this.pos, true);
     this.pos += 4;
@@ -236,16 +267,15 @@ function readScalar(r: Reader, type: string): unknown {
     case "bool":
       return r.varint() !== 0;
     case "uint32":
-      return r.varint64()[0];
+      return r.varint32() >>> 0;
     case "int32":
-      return r.varint64()[0] | 0;
-    case "uint64": {
-      const [lo, hi] = r.varint64();
-      return hi * 2 ** 32 + lo;
-    }
+      return r.varint32() | 0;
+    case "uint64":
+      return r.varint();
     case "int64": {
-      const [lo, hi] = r.varint64();
-      return (hi | 0) * 2 ** 32 + lo;
+      // Timestamps and counters: exact while below 2^53; negatives keep their sign (not every bit).
+      const n = r.varint();
+      return n < 2 ** 63 ? n : n - 2 ** 64;
     }
     case "sint32":
     case "sint64": {
@@ -265,12 +295,8 @@ function readScalar(r: Reader, type: string): unknown {
       return r.float(4);
     case "double":
       return r.float(8);
-    case "string": {
-      const len = r.varint();
-      const s = textDecoder.decode(r.buf.subarray(r.pos, r.pos + len));
-      r.pos += len;
-      return s;
-    }
+    case "string":
+      return r.string();
     case "bytes": {
       const len = r.varint();
       const b = r.buf.slice(r.pos, r.pos + len);
@@ -292,18 +318,23 @@ function decodeFrom(r: Reader, type: MessageSchema): Obj {
       continue;
     }
     let value: unknown;
-    if (f.message) {
+    const message = f.message;
+    if (message) {
       const len = r.varint();
-      value = decodeFrom(new Reader(r.buf, r.pos, r.pos + len), f.message);
-      r.pos += len;
+      const outer = r.end;
+      r.end = r.pos + len;
+      if (r.end > outer) throw new WireError(`truncated field ${type.fullName}.${f.name}`);
+      value = decodeFrom(r, message);
+      r.end = outer;
     } else {
       const scalar = f.scalar ?? "int32";
       if (f.repeated && wt === WIRE_LEN && wireType(f) !== WIRE_LEN) {
         const len = r.varint();
-        const packed = new Reader(r.buf, r.pos, r.pos + len);
+        const outer = r.end;
+        r.end = r.pos + len;
         const list = (out[f.name] ??= []) as unknown[];
-        while (packed.pos < packed.end) list.push(readScalar(packed, scalar));
-        r.pos += len;
+        while (r.pos < r.end) list.push(readScalar(r, scalar));
+        r.end = outer;
         continue;
       }
       value = readScalar(r, scalar);
@@ -317,5 +348,5 @@ function decodeFrom(r: Reader, type: MessageSchema): Obj {
 
 /** Protobuf binary `bytes` as a plain object of message type `typeName`. */
 export function decodeMessage<T = Obj>(typeName: string, bytes: Uint8Array): T {
-  return decodeFrom(new Reader(bytes, 0, bytes.length), messageSchema(typeName)) as T;
+  return decodeFrom(new Reader(bytes), messageSchema(typeName)) as T;
 }
