@@ -27,27 +27,40 @@ const serverArgs: ArgsDef = {
   "tls-server-name": { type: "string", description: "Server name to verify the certificate against" },
 };
 
-const filterHelp: [string, string][] = [
-  ["not", "Reverses the next filter to be a denylist one, e.g. --not --from-ip 2.2.2.2"],
-  ["pod / from-pod / to-pod", "Pod name prefix ([namespace/]<pod-name>)"],
-  ["namespace (-n) / from-namespace / to-namespace", "Kubernetes namespace"],
-  ["label (-l) / from-label / to-label", "Endpoint label selector (e.g. k8s:app=web, reserved:world)"],
-  ["ip / from-ip / to-ip", "IP address or CIDR"],
-  ["identity / from-identity / to-identity", "Security identity (number or reserved name)"],
-  ["port / from-port / to-port", "L4 port"],
-  ["verdict", "FORWARDED, DROPPED, AUDIT, REDIRECTED, ERROR, TRACED, TRANSLATED"],
-  ["type (-t)", "Event type TYPE[:SUBTYPE] (drop, trace:to-endpoint, policy-verdict, ...)"],
-  ["protocol", "L4/L7 protocol (tcp, udp, icmp, ...)"],
-  ["tcp-flags", "TCP flags (e.g. syn, ack, fin; comma-separated all must be set)"],
-  ["traffic-direction", "ingress or egress"],
-  ["node-name", "Node name pattern (e.g. k8s*)"],
-  ["drop-reason-desc", "Drop reason (e.g. POLICY_DENIED)"],
-];
+/** Filter flags for --help: values of one flag OR, different flags AND. */
+const filterArgs: ArgsDef = {
+  not: { type: "boolean", description: "Reverses the next filter to be a denylist one, e.g. --not --from-ip 2.2.2.2" },
+  pod: { type: "string", description: "Flows from or to a pod name prefix ([namespace/]<pod-name>)" },
+  "from-pod": { type: "string", description: "Flows from a pod name prefix" },
+  "to-pod": { type: "string", description: "Flows to a pod name prefix" },
+  namespace: { type: "string", alias: "n", description: "Flows from or to a Kubernetes namespace" },
+  "from-namespace": { type: "string", description: "Flows from a namespace" },
+  "to-namespace": { type: "string", description: "Flows to a namespace" },
+  label: { type: "string", alias: "l", description: "Flows from or to an endpoint with labels (e.g. k8s:app=web, reserved:world)" },
+  "from-label": { type: "string", description: "Flows from an endpoint with labels" },
+  "to-label": { type: "string", description: "Flows to an endpoint with labels" },
+  ip: { type: "string", description: "Flows from or to an IP address or CIDR" },
+  "from-ip": { type: "string", description: "Flows from an IP address or CIDR" },
+  "to-ip": { type: "string", description: "Flows to an IP address or CIDR" },
+  identity: { type: "string", description: "Flows from or to a security identity (number or reserved name)" },
+  "from-identity": { type: "string", description: "Flows from a security identity" },
+  "to-identity": { type: "string", description: "Flows to a security identity" },
+  port: { type: "string", description: "Flows with this source or destination port" },
+  "from-port": { type: "string", description: "Flows with this source port" },
+  "to-port": { type: "string", description: "Flows with this destination port" },
+  verdict: { type: "string", description: "FORWARDED, DROPPED, AUDIT, REDIRECTED, ERROR, TRACED, TRANSLATED" },
+  type: { type: "string", alias: "t", description: "Event type TYPE[:SUBTYPE]: drop, trace[:to-endpoint|from-endpoint|...], policy-verdict, capture, l7, trace-sock" },
+  protocol: { type: "string", description: "L4/L7 protocol (tcp, udp, icmp, sctp, ...)" },
+  "tcp-flags": { type: "string", description: "TCP flags that must all be set (e.g. syn or syn,ack)" },
+  "traffic-direction": { type: "string", description: "ingress or egress" },
+  "node-name": { type: "string", description: "Node name pattern (e.g. k8s*)" },
+  "drop-reason-desc": { type: "string", description: "Drop reason (e.g. POLICY_DENIED)" },
+};
 
 const observe = defineCommand({
   meta: {
     name: "observe",
-    description: `Observe flows of a Hubble server. Filter flags (values of one flag OR, different flags AND):\n${filterHelp.map(([f, d]) => `      --${f.padEnd(46)} ${d}`).join("\n")}`,
+    description: "Observe flows of a Hubble server",
   },
   args: {
     last: { type: "string", description: "Get last N flows stored in Hubble's buffer (default 20)" },
@@ -59,7 +72,9 @@ const observe = defineCommand({
     output: { type: "string", alias: "o", description: "compact, dict, json (alias for jsonpb), jsonpb, table", default: "compact" },
     "print-node-name": { type: "boolean", description: "Print node name in output" },
     "time-format": { type: "string", description: "StampMilli, YearMonthDay, YearMonthDayHour, YearMonthDayHourMinute, RFC3339, RFC3339Milli, RFC3339Micro, RFC3339Nano, RFC1123Z", default: "StampMilli" },
-    "ip-translation": { type: "boolean", description: "Translate IP addresses to pod and service names", default: true },
+    "ip-translation": { type: "boolean", description: "Translate IP addresses to pod and service names (default true; --ip-translation=false or --numeric to turn off)" },
+    numeric: { type: "boolean", description: "Display all information in numeric form" },
+    ...filterArgs,
     ...serverArgs,
   },
   run: ({ rawArgs }) =>

@@ -300,6 +300,26 @@ describe("selectors", () => {
   });
 });
 
+describe("lost events", () => {
+  test("are printed in every format, whatever the filters", async () => {
+    const lostSocket = join(dir, "lost.sock");
+    const lostRing = new FlowRing(7);
+    lostRing.write(flowA);
+    lostRing.writeLost({ source: 1, count: 5, time: { seconds: T + 5, nanos: 0 } });
+    const lostServer = await startHubbleServer({ ring: lostRing, nodeName: "node-l", version: "1", socketPath: lostSocket });
+    try {
+      const at = (...args: string[]) => run([HUBBLE, "observe", "--server", `unix://${lostSocket}`, "--verdict", "DROPPED", ...args]);
+      expect((await at()).stdout).toBe("Nov 14 22:13:25.000 EVENTS LOST: PERF_EVENT_RING_BUFFER CPU(0) 5\n");
+      expect((await at("-o", "jsonpb")).stdout).toBe('{"lost_events":{"source":"PERF_EVENT_RING_BUFFER","num_events_lost":"5"},"node_name":"node-l","time":"2023-11-14T22:13:25Z"}\n');
+      expect((await at("-o", "table")).stdout).toBe(
+        "TIMESTAMP             SOURCE                   DESTINATION   TYPE          VERDICT   SUMMARY\nNov 14 22:13:25.000   PERF_EVENT_RING_BUFFER   -             EVENTS LOST   -         CPU(0) - 5\n",
+      );
+    } finally {
+      await lostServer.stop();
+    }
+  });
+});
+
 describe("status and list", () => {
   test("hubble status", async () => {
     const r = await run([HUBBLE, "status", "--server", server]);
