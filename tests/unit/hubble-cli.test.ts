@@ -6,6 +6,7 @@ import { DEFAULT_FIELD_MASK, parseObserveArgs } from "../../src/hubble/cli/obser
 import { parseGoDuration, parseTimeFlag } from "../../src/hubble/cli/time.ts";
 import { messageType } from "../../src/hubble/proto/index.ts";
 import { decodeMessage, encodeMessage } from "../../src/hubble/proto/wire.ts";
+import { FlowPrinter } from "../../src/hubble/printer/printer.ts";
 import { formatNodes, formatServerStatus, goDuration, thousands } from "../../src/hubble/printer/status.ts";
 
 const DECODE = { longs: Number, enums: Number, arrays: false } as const;
@@ -200,5 +201,24 @@ describe("status and list output", () => {
     expect(text).toBe(
       ["NAME     STATUS        AGE    FLOWS/S   CURRENT/MAX-FLOWS", "node-a   Connected     1m1s   2.00      100/4095 (  2.44%)", "node-b   Unavailable   N/A    N/A       N/A", ""].join("\n"),
     );
+  });
+});
+
+describe("flow summary", () => {
+  test("IP trace ID before and authentication after the summary, as upstream", () => {
+    let out = "";
+    const p = new FlowPrinter({ output: "compact", write: (t) => (out += t) });
+    p.write({
+      flow: {
+        time: { seconds: 0, nanos: 0 },
+        verdict: 1,
+        IP: { source: "10.0.0.1", destination: "10.0.0.2", ipVersion: 1 },
+        event_type: { type: 4, sub_type: 0 },
+        Summary: "TCP Flags: ACK",
+        ip_trace_id: { trace_id: 77 },
+        auth_type: 1,
+      } as never,
+    });
+    expect(out).toBe("Jan  1 00:00:00.000: 10.0.0.1 (unknown) <> 10.0.0.2 (unknown) to-endpoint FORWARDED (IP Trace ID: 77; TCP Flags: ACK; Auth: SPIRE)\n");
   });
 });

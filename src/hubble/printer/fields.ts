@@ -80,3 +80,11 @@ export function verdictText(f: Flow): string {
   if (policy && v === Verdict.AUDIT) return "AUDITED";
   return enumName("flow.Verdict", v) ?? String(v);
 }
+
+/** SUMMARY: the flow's summary, with its IP trace ID before and its authentication after, when set. */
+export function summaryText(f: Flow & { ip_trace_id?: { trace_id?: number }; auth_type?: number }): string {
+  const traceId = f.ip_trace_id?.trace_id ?? 0;
+  let text = traceId > 0 ? `IP Trace ID: ${traceId}; ${f.Summary ?? ""}` : (f.Summary ?? "");
+  if (f.auth_type) text += `; Auth: ${enumName("flow.AuthType", f.auth_type) ?? f.auth_type}`;
+  return text;
+}
