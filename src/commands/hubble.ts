@@ -92,14 +92,18 @@ const status = defineCommand({
 
 const listOutput: ArgsDef = { output: { type: "string", alias: "o", description: "json, table, wide", default: "table" } };
 
+const nodes = defineCommand({
+  meta: { name: "nodes", description: "List Hubble nodes" },
+  args: { ...listOutput, ...serverArgs },
+  run: ({ rawArgs }) => runOrExit(async () => (await import("../hubble/cli/server-info.ts")).listNodes(rawArgs, env)),
+});
+
 const list = defineCommand({
   meta: { name: "list", description: "List Hubble objects" },
   subCommands: {
-    nodes: defineCommand({
-      meta: { name: "nodes", description: "List Hubble nodes" },
-      args: { ...listOutput, ...serverArgs },
-      run: ({ rawArgs }) => runOrExit(async () => (await import("../hubble/cli/server-info.ts")).listNodes(rawArgs, env)),
-    }),
+    nodes,
+    // upstream's alias
+    node: nodes,
     namespaces: defineCommand({
       meta: { name: "namespaces", description: "List namespaces with recent flows" },
       args: { ...listOutput, ...serverArgs },

@@ -152,6 +152,8 @@ export function parseObserveArgs(argv: readonly string[], env: Record<string, st
       // --color (printers here never colour) and --silent-errors change nothing we print.
     }
   });
+  // `hubble observe flows` is upstream's longer name for the same command.
+  if (positionals[0] === "flows") positionals.shift();
   if (positionals.length > 0) throw new UsageError(`unknown command "${positionals[0]}" for "hubble observe"`);
   const { whitelist, blacklist } = filters.build();
 

@@ -135,12 +135,19 @@ export class GrpcClient {
       if (t.ca && t.ca.length > 0) sessionOpts.ca = t.ca;
       if (t.cert) sessionOpts.cert = t.cert;
       if (t.key) sessionOpts.key = t.key;
-      sessionOpts.servername = t.serverName || target.host;
+      // SNI takes names only; an IP address is verified against the certificate's IP SANs.
+      const sni = t.serverName || (target.host && !/^[\d.]+$|:/.test(target.host) ? target.host : undefined);
+      if (sni) sessionOpts.servername = sni;
       sessionOpts.rejectUnauthorized = !t.allowInsecure;
       sessionOpts.ALPNProtocols = ["h2"];
     }
     const url = `${target.tls ? "https" : "http"}://${target.path ? "localhost" : target.authority}`;
-    const session = http2.connect(url, sessionOpts);
+    let session: ClientHttp2Session;
+    try {
+      session = http2.connect(url, sessionOpts);
+    } catch (err) {
+      throw new Error(`failed to connect to '${opts.server}': ${(err as Error).message}`);
+    }
     await new Promise<void>((resolve, reject) => {
       const fail = (err: Error) => {
         clearTimeout(timer);
