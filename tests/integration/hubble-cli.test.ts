@@ -350,6 +350,13 @@ describe("status and list", () => {
     expect(end).toBe("");
   });
 
+  test("upstream's aliases: observe flows, list node", async () => {
+    const flows = await run([HUBBLE, "observe", "flows", "--server", server, "--first", "1", "--numeric"]);
+    expect(flows.stdout).toBe("Nov 14 22:13:21.005: 10.0.0.1:40001 (ID:40001) -> 10.0.1.1:80 (ID:50000) to-endpoint FORWARDED (TCP Flags: SYN)\n");
+    const node = await run([HUBBLE, "list", "node", "--server", server]);
+    expect(node.stdout).toStartWith("NAME     STATUS      AGE");
+  });
+
   test("hubble list namespaces", async () => {
     const r = await run([HUBBLE, "list", "namespaces", "--server", server]);
     expect(r.stdout).toBe("NAMESPACE\ndefault\nkube-system\nshop\n");
