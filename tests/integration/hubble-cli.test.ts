@@ -420,6 +420,13 @@ describe("errors", () => {
     }
   });
 
+  test("a filter the server rejects: its gRPC status, as upstream prints it", async () => {
+    const r = await observe("-l", "a b");
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe('rpc error: code = InvalidArgument desc = invalid label key "a b" in selector "a b"\n');
+  });
+
   test("a CA file that is not PEM is rejected", async () => {
     const notPem = join(dir, "ca.txt");
     writeFileSync(notPem, "hello");
