@@ -84,7 +84,7 @@ describe("TLS", () => {
   test("a tls:// address turns TLS on; the IP in the certificate verifies", async () => {
     const r = await run("status", "--server", `tls://127.0.0.1:${port}`, "--tls-ca-cert-files", file("ca.pem"));
     expect(r.code).toBe(0);
-    expect(r.stdout).toStartWith(`Healthcheck (via tls://127.0.0.1:${port}): Ok\n`);
+    expect(r.stdout).toStartWith(`Healthcheck (via 127.0.0.1:${port}): Ok\n`);
   });
 
   test("an unknown CA fails, unless --tls-allow-insecure", async () => {

@@ -34,7 +34,9 @@ export async function status(argv: readonly string[], env: Record<string, string
       throw new Error(`failed getting status: ${(err as Error).message}`);
     }
     const healthy = health.status === SERVING;
-    if (output === "compact") writeAllSync(1, `Healthcheck (via ${server.server}): ${healthy ? "Ok" : `Unavailable: ${HEALTH_STATUS[health.status ?? 0] ?? health.status}`}\n`);
+    // The gRPC target, as upstream names it: the address without its tls:// prefix.
+    const via = server.server.replace(/^tls:\/\//, "");
+    if (output === "compact") writeAllSync(1, `Healthcheck (via ${via}): ${healthy ? "Ok" : `Unavailable: ${HEALTH_STATUS[health.status ?? 0] ?? health.status}`}\n`);
     if (!healthy) throw new Error("not healthy");
     let res: ServerStatus;
     try {
