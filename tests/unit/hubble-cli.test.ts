@@ -6,7 +6,9 @@ import { DEFAULT_FIELD_MASK, parseObserveArgs } from "../../src/hubble/cli/obser
 import { parseGoDuration, parseTimeFlag } from "../../src/hubble/cli/time.ts";
 import { messageType } from "../../src/hubble/proto/index.ts";
 import { decodeMessage, encodeMessage } from "../../src/hubble/proto/wire.ts";
+import { joinWithCutOff, nodeStatusText } from "../../src/hubble/printer/node-status.ts";
 import { FlowPrinter } from "../../src/hubble/printer/printer.ts";
+import { timeFormatter } from "../../src/hubble/printer/time-format.ts";
 import { formatNodes, formatServerStatus, goDuration, thousands } from "../../src/hubble/printer/status.ts";
 
 const DECODE = { longs: Number, enums: Number, arrays: false } as const;
@@ -220,5 +222,25 @@ describe("flow summary", () => {
       } as never,
     });
     expect(out).toBe("Jan  1 00:00:00.000: 10.0.0.1 (unknown) <> 10.0.0.2 (unknown) to-endpoint FORWARDED (IP Trace ID: 77; TCP Flags: ACK; Auth: SPIRE)\n");
+  });
+});
+
+describe("relay node status events", () => {
+  const time = timeFormatter("StampMilli");
+  const at = { seconds: 1_700_000_000, nanos: 0 };
+
+  test("unavailable and failed nodes are reported; connected ones are not", () => {
+    expect(nodeStatusText({ node_status: { state_change: 1, node_names: ["a"] }, time: at }, "compact", time, true)).toBeUndefined();
+    expect(nodeStatusText({ node_status: { state_change: 2, node_names: ["a", "b"] }, node_name: "relay", time: at }, "compact", time, true)).toBe(
+      "Nov 14 22:13:20.000 [relay]: 2 nodes are unavailable: a, b\n",
+    );
+    expect(nodeStatusText({ node_status: { state_change: 4, node_names: ["a"], message: "tls: bad cert" }, node_name: "relay", time: at }, "table", time, true)).toBe(
+      'Nov 14 22:13:20.000 [relay]: Error "tls: bad cert" on 1 nodes: a\n',
+    );
+  });
+
+  test("long node lists are cut at about 50 characters", () => {
+    const names = Array.from({ length: 10 }, (_, i) => `node-number-${i}`);
+    expect(joinWithCutOff(names)).toBe("node-number-0, node-number-1, node-number-2 (and 7 more)");
   });
 });

@@ -7,11 +7,12 @@ import type { FlowFilter } from "../filters/flow-filter.ts";
 import type { Timestamp } from "../flow/types.ts";
 import { toJsonValue } from "../proto/json.ts";
 import { FlowPrinter, OUTPUT_FORMATS, type FlowsResponse, type OutputFormat } from "../printer/printer.ts";
+import { nodeStatusText, type NodeStatusResponse } from "../printer/node-status.ts";
 import { timeFormatter } from "../printer/time-format.ts";
 import { parseBool, parseFlags, parseUint, UsageError, type FlagKind } from "./args.ts";
 import { SERVER_FLAGS, SERVER_SHORTS, ServerSettings } from "./connection.ts";
 import { FILTER_FLAGS, FILTER_SHORT_FLAGS, FlowFilterBuilder, VALUELESS_FILTER_FLAGS } from "./flow-filters.ts";
-import { StdoutBuffer } from "./stdout.ts";
+import { StdoutBuffer, writeAllSync } from "./stdout.ts";
 import { parseTimeFlag } from "./time.ts";
 
 /** Flows printed by a plain `hubble observe` (upstream's FlowPrintCount). */
@@ -223,6 +224,8 @@ export async function observe(opts: ObserveOptions): Promise<void> {
     }
   };
   const printer = new FlowPrinter({ output: opts.output, nodeName: opts.nodeName, timeFormat: opts.timeFormat, ipTranslation: opts.ipTranslation, write });
+  const time = timeFormatter(opts.timeFormat);
+  let nodeStatusFirst = true;
   const [{ decodeMessage, encodeMessage }, client] = await Promise.all([import("../proto/wire.ts"), opts.server.connect()]);
   const ac = new AbortController();
   const interrupt = () => ac.abort();
@@ -230,7 +233,15 @@ export async function observe(opts: ObserveOptions): Promise<void> {
   process.once("SIGTERM", interrupt);
   try {
     await client.call("/observer.Observer/GetFlows", encodeMessage("observer.GetFlowsRequest", opts.request), (payload) => {
-      const res = decodeMessage<FlowsResponse>("observer.GetFlowsResponse", payload);
+      const res = decodeMessage<FlowsResponse & NodeStatusResponse>("observer.GetFlowsResponse", payload);
+      if (res.node_status) {
+        const text = nodeStatusText(res, opts.output, time, nodeStatusFirst);
+        if (text !== undefined) {
+          nodeStatusFirst = false;
+          writeAllSync(2, text);
+        }
+        return;
+      }
       if (opts.legacyJson) {
         if (res.flow) write(`${JSON.stringify(toJsonValue("flow.Flow", res.flow))}\n`);
         return;
