@@ -32,11 +32,20 @@ function measure(argv: string[]): Sample {
   return { wallMs, cpuMs: Number(result.resourceUsage.cpuTime.total) / 1000 };
 }
 
-/** Medians of wall and CPU time over `n` runs after `warmup` discarded ones. */
-function samples(n: number, argv: string[], warmup: number): { wall: number; cpu: number } {
-  for (let i = 0; i < warmup; i++) measure(argv);
-  const list = Array.from({ length: n }, () => measure(argv));
-  return { wall: median(list.map((x) => x.wallMs)), cpu: median(list.map((x) => x.cpuMs)) };
+/**
+ * Medians of wall and CPU time of each command over `n` rounds, the commands taking turns within
+ * a round so that all see the same load on a shared machine; one discarded warm-up round.
+ */
+interface Stats {
+  wall: number;
+  cpu: number;
+}
+
+function interleaved<const C extends readonly string[][]>(n: number, commands: C): { [K in keyof C]: Stats } {
+  for (const argv of commands) measure(argv);
+  const runs = commands.map(() => [] as Sample[]);
+  for (let i = 0; i < n; i++) commands.forEach((argv, k) => runs[k]!.push(measure(argv)));
+  return runs.map((list) => ({ wall: median(list.map((x) => x.wallMs)), cpu: median(list.map((x) => x.cpuMs)) })) as { [K in keyof C]: Stats };
 }
 
 async function startServer(socket: string): Promise<Bun.Subprocess<"ignore", "pipe", "inherit">> {
@@ -61,12 +70,16 @@ const benchmark: Benchmark = {
     try {
       const hubble = join(dist, "hubble");
       const target = `unix://${socket}`;
-      const baseline = samples(COLD_RUNS, [join(dist, "cilium"), "--version"], 3);
-      const cold = samples(COLD_RUNS, [hubble, "observe", "--server", target, "--last", "1"], 3);
-      const stream = (output: string) => samples(STREAM_RUNS, [hubble, "observe", "--server", target, "--last", String(FLOWS), "-o", output], 1);
-      const drain = samples(STREAM_RUNS, [process.execPath, join(import.meta.dir, "lib/hubble-drain.ts"), socket, String(FLOWS)], 1);
-      const json = stream("json");
-      const compact = stream("compact");
+      const [baseline, cold] = interleaved(COLD_RUNS, [
+        [join(dist, "cilium"), "--version"],
+        [hubble, "observe", "--server", target, "--last", "1"],
+      ]);
+      const observeArgv = (output: string) => [hubble, "observe", "--server", target, "--last", String(FLOWS), "-o", output];
+      const [drain, json, compact] = interleaved(STREAM_RUNS, [
+        [process.execPath, join(import.meta.dir, "lib/hubble-drain.ts"), socket, String(FLOWS)],
+        observeArgv("json"),
+        observeArgv("compact"),
+      ]);
       const rate = (ms: number) => FLOWS / (ms / 1000);
       const coldMethod = `median of ${COLD_RUNS} runs, server holding ${FLOWS} flows; baseline: dist/cilium --version (runtime start-up); target < 50 ms`;
       const wallMethod = `median of ${STREAM_RUNS} runs, ${FLOWS} flows / (spawn to exit), stdout to /dev/null; baseline: @grpc/grpc-js + protobufjs client draining the same GetFlows without printing (both bound by the server's send rate)`;
