@@ -20,6 +20,12 @@ const TRACE_POINT_NAMES: Record<number, string> = {
   13: "to-crypto",
 };
 
+/** "to-endpoint" -> its trace point (event sub-type), as `hubble observe -t trace:to-endpoint` takes it. */
+export function tracePointByName(name: string): number | undefined {
+  for (const [point, n] of Object.entries(TRACE_POINT_NAMES)) if (n === name) return Number(point);
+  return undefined;
+}
+
 /** Datapath trace point (event sub-type) -> "to-endpoint", ...; unknown ones as their number. */
 export function tracePointName(point: number): string {
   return TRACE_POINT_NAMES[point] ?? String(point);

@@ -144,7 +144,8 @@ export interface Flow {
 
 /** Seconds and nanoseconds as one comparable number of nanoseconds. */
 export function timestampNanos(t: Timestamp | undefined): bigint {
-  return t === undefined ? 0n : BigInt(t.seconds) * 1_000_000_000n + BigInt(t.nanos);
+  // proto3 leaves zero fields off the wire: a decoded Timestamp may lack seconds or nanos.
+  return t === undefined ? 0n : BigInt(t.seconds ?? 0) * 1_000_000_000n + BigInt(t.nanos ?? 0);
 }
 
 export function timestampFromNanos(ns: bigint): Timestamp {

@@ -2,7 +2,7 @@
 import { reservedIdentityName } from "../../identity/reserved.ts";
 import { dropReasonText, tracePointName } from "../flow/monitor.ts";
 import { MonitorEventType, Verdict, type Flow } from "../flow/types.ts";
-import { enumName } from "../proto/index.ts";
+import { enumName } from "../proto/schema.ts";
 
 /** Reserved identities the identity module does not allocate but flows may carry. */
 const EXTRA_RESERVED: Record<number, string> = { 0: "unknown", 9: "world-ipv4", 10: "world-ipv6" };
@@ -79,4 +79,12 @@ export function verdictText(f: Flow): string {
   if (policy && (v === Verdict.DROPPED || v === Verdict.ERROR)) return "DENIED";
   if (policy && v === Verdict.AUDIT) return "AUDITED";
   return enumName("flow.Verdict", v) ?? String(v);
+}
+
+/** SUMMARY: the flow's summary, with its IP trace ID before and its authentication after, when set. */
+export function summaryText(f: Flow & { ip_trace_id?: { trace_id?: number }; auth_type?: number }): string {
+  const traceId = f.ip_trace_id?.trace_id ?? 0;
+  let text = traceId > 0 ? `IP Trace ID: ${traceId}; ${f.Summary ?? ""}` : (f.Summary ?? "");
+  if (f.auth_type) text += `; Auth: ${enumName("flow.AuthType", f.auth_type) ?? f.auth_type}`;
+  return text;
 }

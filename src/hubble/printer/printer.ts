@@ -4,8 +4,8 @@
  */
 import type { Flow, Timestamp } from "../flow/types.ts";
 import { toJsonLine } from "../proto/json.ts";
-import { enumName } from "../proto/index.ts";
-import { flowType, hostNames, identityText, verdictText } from "./fields.ts";
+import { enumName } from "../proto/schema.ts";
+import { flowType, hostNames, identityText, summaryText, verdictText } from "./fields.ts";
 import { timeFormatter, type TimeFormatter } from "./time-format.ts";
 
 export const OUTPUT_FORMATS = ["compact", "dict", "json", "jsonpb", "table"] as const;
@@ -81,7 +81,7 @@ export class FlowPrinter {
     const node = f.node_name ?? "";
     const type = flowType(f);
     const verdict = verdictText(f);
-    const summary = f.Summary ?? "";
+    const summary = summaryText(f);
     switch (this.opts.output) {
       case "table":
         this.tableRow([time, ...(this.opts.nodeName ? [node] : []), src, dst, type, verdict, summary]);
