@@ -11,6 +11,7 @@
 import { isAbsolute, normalize } from "node:path";
 import { formatCidr, parseCidr } from "../net/ipv4.ts";
 import { MAX_POOL_PREFIX } from "./ipam/index.ts";
+import { etcdOptionsFrom, KVSTORE_TYPES, parseDuration, parseKvstoreOpt, type EtcdOptions } from "../kvstore/etcd/options.ts";
 
 export interface AgentConfig {
   nodeName: string;
@@ -35,6 +36,15 @@ export interface AgentConfig {
   /** --bpf-policy-map-max: entries the policy map may hold, all endpoints together (undefined: the whole map). */
   policyMapMax?: number;
   configDir?: string;
+  /** --kvstore etcd: the cluster's shared state (identities, nodes, ipcache, policy) in etcd. */
+  kvstore?: KvstoreConfig;
+}
+
+export interface KvstoreConfig {
+  type: "etcd";
+  etcd: EtcdOptions;
+  /** --kvstore-lease-ttl: how long this agent's keys outlive its last heartbeat. */
+  leaseTtlMs: number;
 }
 
 export type EnforcementMode = "default" | "always" | "never";
@@ -197,6 +207,30 @@ export const AGENT_OPTIONS = {
     },
     fallback: () => 0,
   }),
+  kvstore: option<string>({
+    description: `Key-value store for cluster state: "" (none: single node) or ${KVSTORE_TYPES.join(", ")}`,
+    parse: (text) => {
+      const value = String(text).trim();
+      return value === "" || (KVSTORE_TYPES as readonly string[]).includes(value) ? { value } : { problem: `unknown kvstore; supported: ${KVSTORE_TYPES.join(", ")}` };
+    },
+    fallback: () => "",
+  }),
+  "kvstore-opt": option<string>({
+    description: "Key-value store options: etcd.address=URL[,URL...] or etcd.config=FILE (upstream's etcd config YAML)",
+    parse: (text) => {
+      const parsed = parseKvstoreOpt(String(text));
+      return "problem" in parsed ? parsed : { value: String(text).trim() };
+    },
+    fallback: () => "",
+  }),
+  "kvstore-lease-ttl": option<number>({
+    description: "Lifetime of this agent's kvstore lease: its node, endpoints and identity claims vanish this long after its last heartbeat (e.g. 15s, 1m)",
+    parse: (text) => {
+      const ms = parseDuration(String(text));
+      return ms !== undefined && ms >= 2000 && ms <= 86_400_000 ? { value: ms } : { problem: "must be a duration from 2s to 24h, e.g. 15s" };
+    },
+    fallback: () => 15_000,
+  }),
 } as const;
 
 export type AgentOptionName = keyof typeof AGENT_OPTIONS;
@@ -238,7 +272,28 @@ export function resolveAgentConfig(sources: ConfigSources, host: HostFacts): Age
   };
   if ((values["bpf-policy-map-max"] as number) > 0) config.policyMapMax = values["bpf-policy-map-max"] as number;
   if (sources.configDir) config.configDir = sources.configDir.path;
+  const kvstore = kvstoreConfig(values, sources);
+  if (kvstore) config.kvstore = kvstore;
   return config;
+}
+
+/** --kvstore and its options; throws ConfigError when they do not fit together. */
+function kvstoreConfig(values: Partial<Record<AgentOptionName, OptionValue>>, sources: ConfigSources): KvstoreConfig | undefined {
+  const type = values.kvstore as string;
+  const optText = values["kvstore-opt"] as string;
+  if (type === "") {
+    if (optText !== "") throw new ConfigError([`--kvstore-opt ${JSON.stringify(optText)}: given without --kvstore (options for which store?)`]);
+    return undefined;
+  }
+  const opts = parseKvstoreOpt(optText);
+  const etcd = "problem" in opts ? opts : etcdOptionsFrom(opts.value);
+  if ("problem" in etcd) throw new ConfigError([`--kvstore-opt${from("kvstore-opt", sources)}: ${etcd.problem}`]);
+  return { type: "etcd", etcd: etcd.value, leaseTtlMs: values["kvstore-lease-ttl"] as number };
+}
+
+function from(name: AgentOptionName, sources: ConfigSources): string {
+  const given = lookup(name, AGENT_OPTIONS[name], sources);
+  return given && given.from ? given.from : "";
 }
 
 /** The effective configuration by option name, as GET /v1/config answers it. */
@@ -258,6 +313,11 @@ export function configByOption(config: AgentConfig): Record<string, OptionValue>
     "bpf-policy-map-max": config.policyMapMax ?? 0,
   };
   if (config.configDir !== undefined) options[CONFIG_DIR_OPTION] = config.configDir;
+  if (config.kvstore) {
+    options.kvstore = config.kvstore.type;
+    options["kvstore-opt"] = config.kvstore.etcd.configFile ? `etcd.config=${config.kvstore.etcd.configFile}` : `etcd.address=${config.kvstore.etcd.endpoints.join(",")}`;
+    options["kvstore-lease-ttl"] = `${config.kvstore.leaseTtlMs / 1000}s`;
+  }
   return options;
 }
 
