@@ -25,6 +25,7 @@ import { parseCidr } from "../net/ipv4.ts";
 import { Ipam } from "./ipam/index.ts";
 import { MonitorHub, type MonitorEvents } from "./monitor/index.ts";
 import { collectStatus } from "./status.ts";
+import type { EtcdClusterState } from "./cluster/etcd-state.ts";
 
 export interface DaemonOptions {
   config: AgentConfig;
@@ -43,6 +44,8 @@ export interface Daemon {
   readonly monitor: MonitorEvents;
   /** API request latency, for the metrics exporter. */
   readonly apiLatency: ApiLatencyHistogram;
+  /** --kvstore etcd: the cluster state (node registry listeners: cluster.addNodeListener). */
+  readonly cluster?: EtcdClusterState;
   /** Stops the API, removes the socket, releases the datapath. Idempotent. */
   stop(): Promise<void>;
 }
@@ -53,27 +56,34 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
   const ipam = Ipam.open(parseCidr(config.ipv4Range), config.stateDir);
   const health = new HealthProblems();
   let monitor: MonitorHub | undefined;
+  let cluster: EtcdClusterState | undefined;
   try {
-    const identityBackend = EmbeddedIdentityBackend.open(config.stateDir);
+    if (config.kvstore) {
+      const { EtcdClusterState } = await import("./cluster/etcd-state.ts");
+      cluster = await EtcdClusterState.connect({ kvstore: config.kvstore, nodeName: config.nodeName, podCidr: config.ipv4Range, health, logger });
+    }
+    const identityBackend = cluster?.identities ?? EmbeddedIdentityBackend.open(config.stateDir);
     await datapath.start(config);
     monitor = new MonitorHub({ datapath, log: logger("monitor") });
     const serial = new Serial();
     const policy = new PolicyManager({
-      datapath,
+      datapath: cluster ? cluster.publishing(datapath) : datapath,
       stateDir: config.stateDir,
       enforcement: config.enablePolicy,
       allowLocalhost: allowsLocalhost(config.allowLocalhost),
       identityBackend,
       serial,
       log: logger("policy"),
+      ...(cluster ? { clusterPolicy: cluster.policySink } : {}),
     });
     await policy.start();
     const endpoints = new EndpointManager({ ipam, datapath, store: new EndpointStore(config.stateDir), health, log: logger("endpoint-manager"), policy, serial });
     await endpoints.restore();
     await policy.finishRestore();
+    await cluster?.startSync({ datapath, policy });
 
     const router = new Router();
-    addDaemonRoutes(router, { config, status: () => collectStatus({ config, ipam, endpoints, datapath, health, policy }) });
+    addDaemonRoutes(router, { config, status: () => collectStatus({ config, ipam, endpoints, datapath, health, policy, ...(cluster ? { kvstore: () => cluster!.status() } : {}) }) });
     addEndpointRoutes(router, endpoints);
     addIpamRoutes(router, { config, ipam, endpoints });
     addPolicyRoutes(router, { policy, endpoints });
@@ -89,9 +99,11 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
       health,
       monitor,
       apiLatency,
+      ...(cluster ? { cluster } : {}),
       stop: () =>
         (stopping ??= (async () => {
           await api.stop();
+          await cluster?.stop();
           monitor?.close();
           await datapath.stop();
           log.info("agent stopped");
@@ -100,6 +112,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
   } catch (error) {
     // Release what start() took; the datapath's kernel state stays, as on any stop.
     monitor?.close();
+    await cluster?.stop().catch((stopError) => log.warn("the kvstore connection did not close cleanly", stopError));
     await datapath.stop().catch((stopError) => log.warn("the datapath did not stop cleanly", stopError));
     throw error;
   }

@@ -76,8 +76,8 @@ export class LinuxDatapath implements EndpointDatapath {
     this.started.setEndpointPolicy(endpointId, policy);
   }
 
-  async upsertIpcache(cidr: string, identity: number): Promise<void> {
-    this.started.upsertIpcache(cidr, identity);
+  async upsertIpcache(cidr: string, identity: number, tunnelEndpoint?: string): Promise<void> {
+    this.started.upsertIpcache(cidr, identity, tunnelEndpoint ? { tunnelEndpoint } : {});
   }
 
   async deleteIpcache(cidr: string): Promise<void> {

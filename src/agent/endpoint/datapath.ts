@@ -52,8 +52,11 @@ export interface EndpointDatapath {
    * allows left out).
    */
   setEndpointPolicy(endpointId: number, policy: DatapathPolicy): Promise<void>;
-  /** Sets the security identity of a prefix ("a.b.c.d/n") in the ipcache. */
-  upsertIpcache(cidr: string, identity: number): Promise<void>;
+  /**
+   * Sets the security identity of a prefix ("a.b.c.d/n") in the ipcache; `tunnelEndpoint`: the
+   * node IP hosting it, for another node's endpoint (kvstore mode).
+   */
+  upsertIpcache(cidr: string, identity: number, tunnelEndpoint?: string): Promise<void>;
   /** Removes a prefix from the ipcache; one that is not there is fine. */
   deleteIpcache(cidr: string): Promise<void>;
   /** The ipcache as the kernel holds it. */

@@ -6,7 +6,8 @@
  * etcd3 builder cannot express), and leases.
  */
 import { readFileSync } from "node:fs";
-import type { Etcd3, IKeyValue } from "etcd3";
+import type { IBackoff } from "cockatiel";
+import type { Etcd3, ICompare, IKeyValue, IRequestOp } from "etcd3";
 import type { EtcdOptions } from "./options.ts";
 
 /** A key and its value as text, with the revisions compare-and-set needs. */
@@ -71,7 +72,8 @@ export class EtcdClient {
         // No hidden retries or open circuits: a failure reaches the caller at once.
         host: () => cockatiel.noop,
         global: cockatiel.noop,
-        watchBackoff: new cockatiel.ExponentialBackoff({ initialDelay: 200, maxDelay: 2000 }),
+        // The watch manager only calls next() on it (the factory), as with its own default.
+        watchBackoff: new cockatiel.ExponentialBackoff({ initialDelay: 200, maxDelay: 2000 }) as unknown as IBackoff<unknown>,
       },
     });
     return new EtcdClient(raw, options.endpoints);
@@ -165,19 +167,19 @@ function entry(kv: IKeyValue): EtcdEntry {
   };
 }
 
-function compareRequest(c: TxnCompare) {
+function compareRequest(c: TxnCompare): ICompare {
   const base = { key: Buffer.from(c.key), ...("prefix" in c && c.prefix ? { range_end: prefixEnd(c.key) } : {}) };
   switch (c.target) {
     case "create":
-      return { ...base, target: "Create", result: c.result === "equal" ? "Equal" : "Greater", create_revision: String(c.revision) };
+      return { ...base, target: "Create", result: c.result === "equal" ? "Equal" : "Greater", create_revision: String(c.revision) } as ICompare;
     case "mod":
-      return { ...base, target: "Mod", result: "Equal", mod_revision: String(c.revision) };
+      return { ...base, target: "Mod", result: "Equal", mod_revision: String(c.revision) } as ICompare;
     case "value":
-      return { ...base, target: "Value", result: "Equal", value: Buffer.from(c.value) };
+      return { ...base, target: "Value", result: "Equal", value: Buffer.from(c.value) } as ICompare;
   }
 }
 
-function opRequest(op: TxnOp) {
+function opRequest(op: TxnOp): IRequestOp {
   if ("put" in op) return { request_put: { key: Buffer.from(op.put.key), value: Buffer.from(op.put.value), ...(op.put.lease ? { lease: op.put.lease } : {}) } };
   if ("delete" in op) return { request_delete_range: { key: Buffer.from(op.delete.key), ...(op.delete.prefix ? { range_end: prefixEnd(op.delete.key) } : {}) } };
   return { request_range: { key: Buffer.from(op.get.key), ...(op.get.prefix ? { range_end: prefixEnd(op.get.key) } : {}) } };

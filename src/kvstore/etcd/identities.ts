@@ -14,6 +14,7 @@
  * made up locally could mean other labels on another node. Releases during an outage are done on
  * reconnection (the claims would lapse with the lease anyway).
  */
+import { AgentError } from "../../agent/errors.ts";
 import { nextFreeIdentity, type IdentityBackend } from "../../identity/backend.ts";
 import { MAX_ALLOCATED_IDENTITY, MIN_ALLOCATED_IDENTITY } from "../../identity/identity.ts";
 import type { LabelSet } from "../../identity/labels.ts";
@@ -23,9 +24,9 @@ import { identityClaimKey, identityClaimsPrefix, identityKey, IDENTITY_ID_PREFIX
 import { PrefixWatch } from "./prefix-watch.ts";
 import { EtcdUnreachableError, type EtcdSession } from "./session.ts";
 
-export class IdentityUnavailableError extends Error {
+export class IdentityUnavailableError extends AgentError {
   constructor(labels: LabelSet, reason: string) {
-    super(`cannot allocate an identity for ${labels}: ${reason} (no node-local number is used instead: it could mean other labels on another node)`);
+    super("unavailable", `cannot allocate an identity for ${labels}: ${reason} (no node-local number is used instead: it could mean other labels on another node)`);
     this.name = "IdentityUnavailableError";
   }
 }

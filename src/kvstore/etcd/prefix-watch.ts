@@ -11,7 +11,7 @@ import type { EtcdClient } from "./client.ts";
 
 export interface PrefixHandler {
   /** A key appeared or changed. `key` is relative to the prefix. */
-  upsert(key: string, value: string): Promise<void> | void;
+  upsert(key: string, value: string, modRevision: number): Promise<void> | void;
   /** A key went away (deleted, or its lease lapsed); `value` is the last one seen. */
   delete(key: string, value: string): Promise<void> | void;
 }
@@ -79,13 +79,13 @@ export class PrefixWatch {
     this.synced = false;
     const { entries, revision } = await this.client.range(this.prefix);
     if (generation !== this.generation) return;
-    const listed = new Map(entries.map((e) => [e.key.slice(this.prefix.length), e.value]));
+    const listed = new Map(entries.map((e) => [e.key.slice(this.prefix.length), e]));
     this.enqueue(async () => {
       for (const [key, value] of [...this.entries]) {
         if (!listed.has(key)) await this.apply(key, undefined, value);
       }
-      for (const [key, value] of listed) {
-        if (this.entries.get(key) !== value) await this.apply(key, value);
+      for (const [key, entry] of listed) {
+        if (this.entries.get(key) !== entry.value) await this.apply(key, entry.value, undefined, entry.modRevision);
       }
     });
     const watcher = await this.client.raw
@@ -100,7 +100,7 @@ export class PrefixWatch {
     this.watcher = watcher;
     this.synced = true;
     watcher.on("put", (kv) => {
-      if (generation === this.generation) this.enqueue(() => this.apply(kv.key.toString().slice(this.prefix.length), kv.value.toString()));
+      if (generation === this.generation) this.enqueue(() => this.apply(kv.key.toString().slice(this.prefix.length), kv.value.toString(), undefined, Number(kv.mod_revision)));
     });
     watcher.on("delete", (kv) => {
       if (generation !== this.generation) return;
@@ -132,7 +132,7 @@ export class PrefixWatch {
     this.queue = this.queue.then(task).catch((error) => this.log.warn(`${this.prefix}: a change could not be applied: ${error instanceof Error ? error.message : String(error)}`));
   }
 
-  private async apply(key: string, value: string | undefined, previous?: string): Promise<void> {
+  private async apply(key: string, value: string | undefined, previous?: string, modRevision = 0): Promise<void> {
     if (value === undefined) {
       if (!this.entries.has(key)) return;
       this.entries.delete(key);
@@ -141,6 +141,6 @@ export class PrefixWatch {
     }
     if (this.entries.get(key) === value) return;
     this.entries.set(key, value);
-    await this.handler.upsert(key, value);
+    await this.handler.upsert(key, value, modRevision);
   }
 }

@@ -120,7 +120,7 @@ export class EtcdSession {
       if (this.current !== "ok") this.handlersDue = true;
       if (this.handlersDue) {
         // Reachable, but not "ok" until the state is re-published: lease() refuses meanwhile.
-        const lease = this.leaseId;
+        const lease = this.leaseId!;
         this.current = "ok";
         for (const handler of this.handlers) await handler(lease);
         this.handlersDue = false;

@@ -1,0 +1,185 @@
+/**
+ * The agent's cluster state in etcd (--kvstore etcd), wired to its parts:
+ * - identities: the cluster-wide IdentityBackend the policy manager allocates through;
+ * - the policy: every change written to etcd first (ClusterPolicySink), every revision in etcd
+ *   applied here;
+ * - this node in the node registry, other nodes to NodeListeners (the overlay);
+ * - this node's endpoints published (publishingDatapath), other nodes' in the ipcache.
+ *
+ * etcd unreachable: nothing stops; the datapath keeps what it has. The agent is Degraded
+ * ("kvstore" problem), allocations of new identities and policy changes fail with a clear error,
+ * and on reconnection the session re-publishes everything and re-lists every watch.
+ *
+ * This module is imported only in etcd mode (it loads etcd3).
+ */
+import { EtcdClient } from "../../kvstore/etcd/client.ts";
+import { EtcdIdentityBackend } from "../../kvstore/etcd/identities.ts";
+import { IpcachePublisher, RemoteIpcacheWatch } from "../../kvstore/etcd/ipcache.ts";
+import { NodeRegistry, type ClusterNode, type NodeListener } from "../../kvstore/etcd/nodes.ts";
+import { ClusterPolicyStore } from "../../kvstore/etcd/policy.ts";
+import { EtcdSession } from "../../kvstore/etcd/session.ts";
+import { isIpv4 } from "../../net/ipv4.ts";
+import type { Logger } from "../../logging/index.ts";
+import type { SubsystemStatus } from "../api/types.ts";
+import type { KvstoreConfig } from "../config.ts";
+import type { EndpointDatapath } from "../endpoint/datapath.ts";
+import { errorMessage } from "../errors.ts";
+import type { HealthProblems } from "../health.ts";
+import type { ClusterPolicySink, PolicyManager } from "../policy/manager.ts";
+import { publishingDatapath } from "./publishing-datapath.ts";
+import { remoteIpcacheHandler } from "./remote-ipcache.ts";
+
+export const KVSTORE_HEALTH_SUBJECT = "kvstore";
+
+/** How long the agent waits for etcd at start before it goes on Degraded. */
+const CONNECT_WAIT_MS = 10_000;
+
+export interface EtcdStateOptions {
+  kvstore: KvstoreConfig;
+  nodeName: string;
+  podCidr: string;
+  health: HealthProblems;
+  logger: (subsys: string) => Logger;
+}
+
+export interface SyncOptions {
+  /** The real datapath (remote entries are not published again). */
+  datapath: EndpointDatapath;
+  policy: PolicyManager;
+}
+
+export class EtcdClusterState {
+  readonly identities: EtcdIdentityBackend;
+  readonly nodes: NodeRegistry;
+  private readonly publisher: IpcachePublisher;
+  private readonly policyStore: ClusterPolicyStore;
+  private remote: RemoteIpcacheWatch | undefined;
+  private policy: PolicyManager | undefined;
+  private nodeIp: string | undefined;
+
+  private constructor(
+    readonly session: EtcdSession,
+    private readonly options: EtcdStateOptions,
+  ) {
+    const log = options.logger("kvstore");
+    session.onStateChange((state, message) => {
+      if (state === "ok") options.health.clear(KVSTORE_HEALTH_SUBJECT);
+      else options.health.set(KVSTORE_HEALTH_SUBJECT, `etcd (${session.client.endpoints.join(", ")}) is unreachable: ${message}; the datapath keeps its state, new identities and policy changes wait for it`);
+    });
+    this.identities = new EtcdIdentityBackend({
+      session,
+      node: options.nodeName,
+      log: options.logger("identity-etcd"),
+      onConflict: (_id, _labels, problem) => options.health.set(`identity conflict ${_id}`, problem),
+    });
+    this.nodes = new NodeRegistry(session, () => this.self(), options.logger("nodes"));
+    this.publisher = new IpcachePublisher(session, options.nodeName, () => this.nodeIp);
+    this.policyStore = new ClusterPolicyStore(session, (policy) => this.policy?.applyClusterPolicy(policy) ?? Promise.resolve(), log);
+  }
+
+  /** Connects (waiting a while for etcd) and follows the identities. Unreachable etcd: Degraded, not fatal. */
+  static async connect(options: EtcdStateOptions): Promise<EtcdClusterState> {
+    const log = options.logger("kvstore");
+    const client = await EtcdClient.connect(options.kvstore.etcd);
+    const session = new EtcdSession(client, options.kvstore.leaseTtlMs, log);
+    const state = new EtcdClusterState(session, options);
+    options.health.set(KVSTORE_HEALTH_SUBJECT, `connecting to etcd (${client.endpoints.join(", ")})`);
+    await session.start(CONNECT_WAIT_MS);
+    await state.identities.start().catch((error) => log.warn(`identities: ${errorMessage(error)} (following them once etcd answers)`));
+    return state;
+  }
+
+  /** Where the policy manager writes changes of the policy. */
+  get policySink(): ClusterPolicySink {
+    return { publish: (policy) => this.policyStore.publish(policy) };
+  }
+
+  /** The datapath for the policy manager: its endpoint ipcache writes are also published. */
+  publishing(datapath: EndpointDatapath): EndpointDatapath {
+    return publishingDatapath(datapath, this.options.podCidr, this.publisher);
+  }
+
+  /**
+   * After the agent restored its endpoints: the cluster's policy (or this node's, into an empty
+   * store), this node in the registry, its endpoints republished, other nodes' endpoints followed.
+   */
+  async startSync({ datapath, policy }: SyncOptions): Promise<void> {
+    const log = this.options.logger("kvstore");
+    this.policy = policy;
+    this.nodeIp = await nodeIpOf(datapath);
+    const steps: [string, () => Promise<unknown>][] = [
+      [
+        "policy",
+        async () => {
+          const inEtcd = await this.policyStore.start();
+          const local = policy.policyJson();
+          if (!inEtcd && local.rules.length > 0) await this.policyStore.publish(local);
+        },
+      ],
+      ["endpoints", () => this.publisher.republish({ complete: true })],
+      ["node registry", () => this.nodes.start()],
+      [
+        "ipcache",
+        () => {
+          this.remote = new RemoteIpcacheWatch(
+            this.session,
+            this.options.nodeName,
+            remoteIpcacheHandler({ datapath, policy, labelsOf: (id) => this.identities.lookup(id), log: this.options.logger("ipcache-sync") }),
+            this.options.logger("ipcache-sync"),
+          );
+          return this.remote.start();
+        },
+      ],
+    ];
+    for (const [what, step] of steps) {
+      try {
+        await step();
+      } catch (error) {
+        // Redone when the session reconnects (its handlers re-publish and re-list).
+        log.warn(`${what}: ${errorMessage(error)}`);
+        this.session.reportFailure(error);
+      }
+    }
+  }
+
+  /** Hears of every other node (now and on each change): the overlay's input. */
+  addNodeListener(listener: NodeListener): Promise<void> {
+    return this.nodes.addListener(listener);
+  }
+
+  /** What `cilium status` shows as KVStore. */
+  status(): SubsystemStatus {
+    const state = this.session.state;
+    const nodes = this.nodes.nodes().length;
+    return {
+      state: state === "ok" ? "Ok" : state === "connecting" ? "Warning" : "Failure",
+      msg: `${this.session.describe()}${state === "ok" ? `, ${nodes} other node${nodes === 1 ? "" : "s"}` : ""}`,
+    };
+  }
+
+  /** Stops following etcd. The lease is left to lapse: endpoints keep working across a restart. */
+  async stop(): Promise<void> {
+    this.remote?.close();
+    this.nodes.close();
+    this.policyStore.close();
+    this.identities.close();
+    await this.session.stop();
+    this.session.client.close();
+  }
+
+  private self(): ClusterNode {
+    return {
+      name: this.options.nodeName,
+      ...(this.nodeIp ? { ipv4: this.nodeIp } : {}),
+      podCidrs: [this.options.podCidr],
+      health: this.options.health.list().some((p) => !p.startsWith(`${KVSTORE_HEALTH_SUBJECT}:`)) ? "Degraded" : "Ok",
+    };
+  }
+}
+
+/** The node's IPv4 address as the datapath found it (its native device's). */
+async function nodeIpOf(datapath: EndpointDatapath): Promise<string | undefined> {
+  const status = await datapath.status().catch(() => ({}) as Record<string, unknown>);
+  const ip = status["node-ip"];
+  return typeof ip === "string" && isIpv4(ip) ? ip : undefined;
+}
