@@ -60,7 +60,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
   try {
     if (config.kvstore) {
       const { EtcdClusterState } = await import("./cluster/etcd-state.ts");
-      cluster = await EtcdClusterState.connect({ kvstore: config.kvstore, nodeName: config.nodeName, podCidr: config.ipv4Range, health, logger });
+      cluster = await EtcdClusterState.connect({ kvstore: config.kvstore, nodeName: config.nodeName, podCidr: config.ipv4Range, devices: config.devices, health, logger });
     }
     const identityBackend = cluster?.identities ?? EmbeddedIdentityBackend.open(config.stateDir);
     await datapath.start(config);

@@ -18,7 +18,6 @@ import { IpcachePublisher, RemoteIpcacheWatch } from "../../kvstore/etcd/ipcache
 import { NodeRegistry, type ClusterNode, type NodeListener } from "../../kvstore/etcd/nodes.ts";
 import { ClusterPolicyStore } from "../../kvstore/etcd/policy.ts";
 import { EtcdSession } from "../../kvstore/etcd/session.ts";
-import { isIpv4 } from "../../net/ipv4.ts";
 import type { Logger } from "../../logging/index.ts";
 import type { SubsystemStatus } from "../api/types.ts";
 import type { KvstoreConfig } from "../config.ts";
@@ -26,6 +25,7 @@ import type { EndpointDatapath } from "../endpoint/datapath.ts";
 import { errorMessage } from "../errors.ts";
 import type { HealthProblems } from "../health.ts";
 import type { ClusterPolicySink, PolicyManager } from "../policy/manager.ts";
+import { discoverNodeIp } from "./node-ip.ts";
 import { publishingDatapath } from "./publishing-datapath.ts";
 import { remoteIpcacheHandler } from "./remote-ipcache.ts";
 
@@ -38,6 +38,8 @@ export interface EtcdStateOptions {
   kvstore: KvstoreConfig;
   nodeName: string;
   podCidr: string;
+  /** --devices: the first one carries the node IP. */
+  devices: readonly string[];
   health: HealthProblems;
   logger: (subsys: string) => Logger;
 }
@@ -106,7 +108,7 @@ export class EtcdClusterState {
   async startSync({ datapath, policy }: SyncOptions): Promise<void> {
     const log = this.options.logger("kvstore");
     this.policy = policy;
-    this.nodeIp = await nodeIpOf(datapath);
+    this.nodeIp = await discoverNodeIp(datapath, this.options.devices);
     const steps: [string, () => Promise<unknown>][] = [
       [
         "policy",
@@ -175,11 +177,4 @@ export class EtcdClusterState {
       health: this.options.health.list().some((p) => !p.startsWith(`${KVSTORE_HEALTH_SUBJECT}:`)) ? "Degraded" : "Ok",
     };
   }
-}
-
-/** The node's IPv4 address as the datapath found it (its native device's). */
-async function nodeIpOf(datapath: EndpointDatapath): Promise<string | undefined> {
-  const status = await datapath.status().catch(() => ({}) as Record<string, unknown>);
-  const ip = status["node-ip"];
-  return typeof ip === "string" && isIpv4(ip) ? ip : undefined;
 }
