@@ -79,8 +79,8 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     await policy.start();
     const endpoints = new EndpointManager({ ipam, datapath, store: new EndpointStore(config.stateDir), health, log: logger("endpoint-manager"), policy, serial });
     await endpoints.restore();
-    await policy.finishRestore();
     await cluster?.startSync({ datapath, policy });
+    await policy.finishRestore(cluster ? { keepIpcache: (entry) => cluster!.isRemoteIpcacheEntry(entry) } : {});
 
     const router = new Router();
     addDaemonRoutes(router, { config, status: () => collectStatus({ config, ipam, endpoints, datapath, health, policy, ...(cluster ? { kvstore: () => cluster!.status() } : {}) }) });

@@ -10,6 +10,8 @@
  *   n2        eth0 10.97.O.12, pods 10.208.O.0/24, route to n1's pods via 10.97.O.11
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { TestNode, CILIUM, type Pod } from "../helpers/cluster-node.ts";
 import { EtcdServer } from "../helpers/etcd.ts";
 import { run, TestNamespaces, uniquePrefix } from "../helpers/netns.ts";
@@ -82,12 +84,20 @@ describePrivileged("cluster state in etcd (two real agents, real etcd, real traf
       { name: "n1", ip: `10.97.${octet}.11`, podCidr: `10.207.${octet}.0/24` },
       { name: "n2", ip: `10.97.${octet}.12`, podCidr: `10.208.${octet}.0/24` },
     ];
+    const common = ["--kvstore-lease-ttl", LEASE_TTL, "--devices", "eth0", "--enable-ipv4-masquerade=false"];
     for (const spec of specs) {
-      const node = new TestNode(namespaces, {
-        name: spec.name,
-        podCidr: spec.podCidr,
-        extraAgentArgs: ["--kvstore", "etcd", "--kvstore-opt", `etcd.address=${etcd.url}`, "--kvstore-lease-ttl", LEASE_TTL, "--devices", "eth0", "--enable-ipv4-masquerade=false"],
-      });
+      const node = new TestNode(namespaces, { name: spec.name, podCidr: spec.podCidr });
+      if (spec.name === "n1") {
+        node.options.extraAgentArgs = ["--kvstore", "etcd", "--kvstore-opt", `etcd.address=${etcd.url}`, ...common];
+      } else {
+        // n2 as a ConfigMap would configure it: --config-dir with kvstore and kvstore-opt naming upstream's etcd config file.
+        const configDir = join(node.dir, "config");
+        mkdirSync(configDir);
+        writeFileSync(join(node.dir, "etcd.yaml"), `endpoints:\n- ${etcd.url}\n`);
+        writeFileSync(join(configDir, "kvstore"), "etcd\n");
+        writeFileSync(join(configDir, "kvstore-opt"), `etcd.config=${join(node.dir, "etcd.yaml")}\n`);
+        node.options.extraAgentArgs = ["--config-dir", configDir, ...common];
+      }
       nodes.push(node);
       run(["ip", "-n", node.netns, "link", "add", "eth0", "type", "veth", "peer", "name", `${prefix}${spec.name}`, "netns", underlay]);
       run(["ip", "-n", underlay, "link", "set", `${prefix}${spec.name}`, "master", "br0", "up"]);

@@ -21,7 +21,8 @@ import { EtcdSession } from "../../kvstore/etcd/session.ts";
 import type { Logger } from "../../logging/index.ts";
 import type { SubsystemStatus } from "../api/types.ts";
 import type { KvstoreConfig } from "../config.ts";
-import type { EndpointDatapath } from "../endpoint/datapath.ts";
+import type { EndpointDatapath, IpcacheEntry } from "../endpoint/datapath.ts";
+import { cidrContains, parseCidr, parseIpv4 } from "../../net/ipv4.ts";
 import { errorMessage } from "../errors.ts";
 import type { HealthProblems } from "../health.ts";
 import type { ClusterPolicySink, PolicyManager } from "../policy/manager.ts";
@@ -56,6 +57,7 @@ export class EtcdClusterState {
   private readonly publisher: IpcachePublisher;
   private readonly policyStore: ClusterPolicyStore;
   private remote: RemoteIpcacheWatch | undefined;
+  private remoteEntries: (() => Map<string, number>) | undefined;
   private policy: PolicyManager | undefined;
   private nodeIp: string | undefined;
 
@@ -123,12 +125,9 @@ export class EtcdClusterState {
       [
         "ipcache",
         () => {
-          this.remote = new RemoteIpcacheWatch(
-            this.session,
-            this.options.nodeName,
-            remoteIpcacheHandler({ datapath, policy, labelsOf: (id) => this.identities.lookup(id), log: this.options.logger("ipcache-sync") }),
-            this.options.logger("ipcache-sync"),
-          );
+          const handler = remoteIpcacheHandler({ datapath, policy, labelsOf: (id) => this.identities.lookup(id), log: this.options.logger("ipcache-sync") });
+          this.remoteEntries = handler.entries;
+          this.remote = new RemoteIpcacheWatch(this.session, this.options.nodeName, handler, this.options.logger("ipcache-sync"));
           return this.remote.start();
         },
       ],
@@ -142,6 +141,18 @@ export class EtcdClusterState {
         this.session.reportFailure(error);
       }
     }
+  }
+
+  /**
+   * Whether an ipcache entry the agent finds at restart is another node's endpoint: one etcd
+   * holds now, or, while etcd is unreachable, any address outside this node's pod CIDR with a
+   * tunnel endpoint (kept rather than have those pods' traffic judged as world until etcd returns).
+   */
+  isRemoteIpcacheEntry(entry: IpcacheEntry): boolean {
+    const address = entry.cidr.endsWith("/32") ? entry.cidr.slice(0, -3) : undefined;
+    if (address === undefined) return false;
+    if (this.remoteEntries?.().has(address)) return true;
+    return this.session.state !== "ok" && entry.tunnelEndpoint !== undefined && !cidrContains(parseCidr(this.options.podCidr), parseIpv4(address));
   }
 
   /** Hears of every other node (now and on each change): the overlay's input. */

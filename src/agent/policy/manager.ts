@@ -41,7 +41,7 @@ import { tracePolicy, type TraceResult } from "../../policy/trace.ts";
 import type { Logger } from "../../logging/index.ts";
 import type { EndpointPolicyStatus } from "../api/types.ts";
 import type { EnforcementMode } from "../config.ts";
-import type { DatapathPolicy, EndpointDatapath } from "../endpoint/datapath.ts";
+import type { DatapathPolicy, EndpointDatapath, IpcacheEntry } from "../endpoint/datapath.ts";
 import type { Serial } from "../endpoint/serial.ts";
 import { AgentError, errorMessage } from "../errors.ts";
 import { datapathPolicy } from "./datapath-policy.ts";
@@ -175,9 +175,10 @@ export class PolicyManager {
   /**
    * After endpoints are restored: frees identities nobody took again, drops leftover ipcache
    * entries (addresses and prefixes the agent no longer has an identity for) and CIDR identities
-   * of a previous run that no rule names.
+   * of a previous run that no rule names. `keepIpcache`: entries that belong to someone else
+   * (other nodes' endpoints in kvstore mode).
    */
-  async finishRestore(): Promise<void> {
+  async finishRestore(options: { keepIpcache?: (entry: IpcacheEntry) => boolean } = {}): Promise<void> {
     const freed = this.options.identityBackend.collectUnreferenced?.() ?? [];
     if (freed.length > 0) this.options.log.info(`freed ${freed.length} identities no endpoint uses any more: ${freed.join(", ")}`);
     const endpointAddresses = new Set([...this.records.values()].map((r) => ipcacheKey(r.ipv4)));
@@ -186,6 +187,7 @@ export class PolicyManager {
       if (scope !== "global" && scope !== "local") continue; // reserved: the datapath's own (host addresses)
       if (endpointAddresses.has(entry.cidr) || this.cidrs.get(entry.cidr)?.id === entry.identity) continue;
       if (this.leftoverCidrs.has(entry.cidr)) continue;
+      if (options.keepIpcache?.(entry)) continue; // another node's endpoint (kvstore mode)
       await this.options.datapath.deleteIpcache(entry.cidr);
       this.options.log.info(`removed stale ipcache entry ${entry.cidr} (identity ${entry.identity})`);
     }
