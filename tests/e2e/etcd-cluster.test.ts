@@ -210,12 +210,19 @@ describePrivileged("cluster state in etcd (two real agents, real etcd, real traf
     expect(await probeAsync(pods.get("web")!.netns, "tcp", db.ip, 80)).toBe(pods.get("web")!.ip);
   }, 120_000);
 
-  test("an agent killed: its node and pods leave the other node when its lease lapses, and come back with it", async () => {
+  test("an agent killed: its node and pods leave the other node when its lease lapses, and come back with it, with the policy changed meanwhile", async () => {
     const web = pods.get("web")!;
     await nodes[0]!.killAgent();
     await until("n1's pods to leave n2's ipcache", () => (ipcache(nodes[1]!).some((r) => r.cidr === `${web.ip}/32`) ? undefined : true), 20_000);
     expect((await status(nodes[1]!)).kvstore.msg).toContain("0 other nodes");
+    // The policy changes while n1 is down: n1 takes the cluster's revision when it comes back.
+    nodes[1]!.cilium(["policy", "delete", "--all"]);
+    const revision = (await nodes[1]!.api("GET", "/policy")).body.revision;
     await nodes[0]!.startAgent();
+    await until("n1 to take the cluster's policy", async () => {
+      const { body } = await nodes[0]!.api("GET", "/policy");
+      return body.revision === revision && body.policy.length === 0 ? true : undefined;
+    });
     await until("n1's pods back in n2's ipcache", () => ipcache(nodes[1]!).some((r) => r.cidr === `${web.ip}/32`) || undefined, 20_000);
     await until("web reaches db again", async () => ((await probeAsync(web.netns, "tcp", pods.get("db")!.ip, 80)) === web.ip ? true : undefined));
   }, 90_000);

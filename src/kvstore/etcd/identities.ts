@@ -84,11 +84,11 @@ export class EtcdIdentityBackend implements IdentityBackend {
       },
       options.log,
     );
-    options.session.onReconnect(() => this.reestablish());
   }
 
-  /** Follows the master keys (for lookups and reuse); throws when etcd is unreachable. */
+  /** Follows the master keys (for lookups and reuse); throws when etcd is unreachable (the session retries). */
   async start(): Promise<void> {
+    this.options.session.onReconnect(() => this.reestablish());
     await this.masters.start();
   }
 

@@ -89,7 +89,12 @@ export class IpcachePublisher {
 export class RemoteIpcacheWatch {
   private readonly watch: PrefixWatch;
 
-  constructor(session: EtcdSession, node: string, handler: RemoteIpcacheHandler, log: Logger) {
+  constructor(
+    private readonly session: EtcdSession,
+    node: string,
+    handler: RemoteIpcacheHandler,
+    log: Logger,
+  ) {
     this.watch = new PrefixWatch(
       session.client,
       IPCACHE_PREFIX,
@@ -109,10 +114,10 @@ export class RemoteIpcacheWatch {
       },
       log,
     );
-    session.onReconnect(() => this.watch.resync());
   }
 
   start(): Promise<void> {
+    this.session.onReconnect(() => this.watch.resync());
     return this.watch.start();
   }
 

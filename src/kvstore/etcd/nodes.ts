@@ -48,14 +48,14 @@ export class NodeRegistry {
       },
       log,
     );
-    session.onReconnect(async () => {
-      await this.register();
-      await this.watch.resync();
-    });
   }
 
   /** Registers this node and lists the others; throws when etcd is unreachable (the session retries). */
   async start(): Promise<void> {
+    this.session.onReconnect(async () => {
+      await this.register();
+      await this.watch.resync();
+    });
     await this.register();
     await this.watch.start();
   }

@@ -53,11 +53,14 @@ export class ClusterPolicyStore {
       },
       log,
     );
-    session.onReconnect(() => this.watch.resync());
   }
 
-  /** Lists and follows the policy; answers whether etcd holds one. */
+  /**
+   * Lists and follows the policy; answers whether etcd holds one. Called once the handler can
+   * apply (a revision consumed earlier would never be applied).
+   */
   async start(): Promise<boolean> {
+    this.session.onReconnect(() => this.watch.resync());
     await this.watch.start();
     await this.watch.drained();
     return this.watch.entries.has("");
