@@ -147,7 +147,10 @@ export class EtcdIdentityBackend implements IdentityBackend {
 
   /** Claims the set's number (existing or new) for this node, retrying lost races and waiting out short outages. */
   private async claim(labels: LabelSet, text: string): Promise<number> {
-    const deadline = Date.now() + (this.options.waitMs ?? 10_000);
+    // Waits at most waitMs into an outage: once etcd has been away that long, callers (say, a
+    // restore of many endpoints) fail at once instead of waiting in turn.
+    const waitMs = this.options.waitMs ?? 10_000;
+    const deadline = Math.min(Date.now(), this.options.session.unreachableSince ?? Date.now()) + waitMs;
     let lastProblem = "";
     for (let attempt = 0; attempt < MAX_ATTEMPTS; ) {
       let lease: string;

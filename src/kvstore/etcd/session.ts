@@ -26,6 +26,8 @@ export class EtcdUnreachableError extends Error {
 export class EtcdSession {
   private leaseId: string | undefined;
   private current: SessionState = "connecting";
+  /** When etcd was last found unreachable after being reachable (or when the session started). */
+  private downSince = Date.now();
   private lastError = "not connected yet";
   private readonly handlers: ReconnectHandler[] = [];
   private readonly stateListeners: ((state: SessionState, message: string) => void)[] = [];
@@ -43,6 +45,11 @@ export class EtcdSession {
 
   get state(): SessionState {
     return this.current;
+  }
+
+  /** Since when etcd has been unreachable (ms since the epoch), or undefined while it is reachable. */
+  get unreachableSince(): number | undefined {
+    return this.current === "ok" ? undefined : this.downSince;
   }
 
   /** The lease to put owned keys under; throws EtcdUnreachableError while etcd is unreachable. */
@@ -135,6 +142,7 @@ export class EtcdSession {
 
   private setState(state: SessionState, message: string): void {
     if (state !== "ok") this.lastError = message;
+    if (state !== "ok" && this.current === "ok") this.downSince = Date.now();
     this.current = state;
     if (state === this.announced) return;
     if (state === "ok") this.log.info(`connected to etcd (${this.client.endpoints.join(", ")})`);

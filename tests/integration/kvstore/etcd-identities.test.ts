@@ -107,6 +107,7 @@ test("etcd down: an allocation fails with a clear error after its bounded wait, 
   await etcd.stop();
   try {
     await expect(a.backend.allocate(labels("k8s:app=during"))).rejects.toThrow(/cannot allocate an identity for k8s:app=during: .*etcd.*unreachable/);
+    await expect(a.backend.allocate(labels("k8s:app=during2"))).rejects.toThrow(/etcd.*unreachable/);
     // Held numbers keep answering without etcd.
     expect(await a.backend.allocate(labels("k8s:app=before"))).toBe(before);
   } finally {
@@ -115,8 +116,9 @@ test("etcd down: an allocation fails with a clear error after its bounded wait, 
   let after: number | undefined;
   const deadline = Date.now() + 15_000;
   while (after === undefined) {
-    after = await a.backend.allocate(labels("k8s:app=after")).catch((error) => {
+    after = await a.backend.allocate(labels("k8s:app=after")).catch(async (error) => {
       if (Date.now() > deadline) throw error;
+      await Bun.sleep(200);
       return undefined;
     });
   }
