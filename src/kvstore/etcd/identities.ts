@@ -19,7 +19,7 @@ import { nextFreeIdentity, type IdentityBackend } from "../../identity/backend.t
 import { MAX_ALLOCATED_IDENTITY, MIN_ALLOCATED_IDENTITY } from "../../identity/identity.ts";
 import type { LabelSet } from "../../identity/labels.ts";
 import type { Logger } from "../../logging/index.ts";
-import { EtcdUnavailableError, type EtcdClient } from "./client.ts";
+import { EtcdUnavailableError, type EtcdClient, type EtcdEntry, type TxnOp } from "./client.ts";
 import { identityClaimKey, identityClaimsPrefix, identityKey, IDENTITY_ID_PREFIX, labelsText, parseLabelsText } from "./keys.ts";
 import { PrefixWatch } from "./prefix-watch.ts";
 import { EtcdUnreachableError, type EtcdSession } from "./session.ts";
@@ -178,38 +178,29 @@ export class EtcdIdentityBackend implements IdentityBackend {
     throw new IdentityUnavailableError(labels, lastProblem);
   }
 
-  /** One transaction; answers the number, or undefined when another node changed things first. */
+  /**
+   * Optimistic: one transaction takes a number when the set has no claims yet (the usual case for
+   * a new set); when it has, the failed transaction answers them and a second one joins them.
+   * Answers the number, or undefined when another node changed things first (the caller retries).
+   */
   private async tryClaim(text: string, lease: string): Promise<number | undefined> {
     const claims = identityClaimsPrefix(text);
-    const claim = { put: { key: identityClaimKey(text, this.options.node), value: "", lease } };
-    const { entries } = await this.client.range(claims);
-    const existing = entries.find((e) => /^\d+$/.test(e.value));
-    if (existing) {
-      const id = Number(existing.value);
-      claim.put.value = existing.value;
-      const result = await this.client.txn([{ key: identityKey(id), target: "value", result: "equal", value: text }], [claim]);
-      if (result.succeeded) return id;
-      // Claims without their master (it was collected by mistake, or written by hand): restore it.
-      const restored = await this.client.txn(
-        [{ key: identityKey(id), target: "create", result: "equal", revision: 0 }],
-        [{ put: { key: identityKey(id), value: text } }, claim],
-      );
-      return restored.succeeded ? id : undefined;
-    }
+    const claimOf = (id: number) => ({ put: { key: identityClaimKey(text, this.options.node), value: String(id), lease } });
     const noClaims = { key: claims, prefix: true, target: "create" as const, result: "equal" as const, revision: 0 };
     const unused = this.byLabels.get(text);
     if (unused !== undefined) {
-      claim.put.value = String(unused);
-      const result = await this.client.txn([{ key: identityKey(unused), target: "value", result: "equal", value: text }, noClaims], [claim]);
+      const result = await this.client.txn([{ key: identityKey(unused), target: "value", result: "equal", value: text }, noClaims], [claimOf(unused)], [{ get: { key: claims, prefix: true } }]);
       if (result.succeeded) return unused;
+      const existing = claimedNumber(result.ranges[0] ?? []);
+      if (existing !== undefined) return this.join(text, existing, claimOf(existing));
+      this.byLabels.delete(text); // its master is gone or changed: take a new number
     }
     const { id, next } = nextFreeIdentity((candidate) => this.masters.entries.has(String(candidate)), this.min, this.max, this.next);
     this.next = next;
-    claim.put.value = String(id);
     const result = await this.client.txn(
       [{ key: identityKey(id), target: "create", result: "equal", revision: 0 }, noClaims],
-      [{ put: { key: identityKey(id), value: text } }, claim],
-      [{ get: { key: identityKey(id) } }],
+      [{ put: { key: identityKey(id), value: text } }, claimOf(id)],
+      [{ get: { key: claims, prefix: true } }, { get: { key: identityKey(id) } }],
     );
     if (result.succeeded) {
       // Known at once, before the watch brings it: the next allocation must not pick it again.
@@ -217,12 +208,23 @@ export class EtcdIdentityBackend implements IdentityBackend {
       this.byLabels.set(text, id);
       return id;
     }
-    const taken = result.ranges[0]?.[0];
+    const existing = claimedNumber(result.ranges[0] ?? []);
+    if (existing !== undefined) return this.join(text, existing, claimOf(existing));
+    const taken = result.ranges[1]?.[0];
     if (taken) {
       this.masters.entries.set(String(id), taken.value);
       this.byLabels.set(taken.value, id);
     }
     return undefined;
+  }
+
+  /** Claims the number other nodes already claim for the set. */
+  private async join(text: string, id: number, claim: TxnOp): Promise<number | undefined> {
+    const result = await this.client.txn([{ key: identityKey(id), target: "value", result: "equal", value: text }], [claim]);
+    if (result.succeeded) return id;
+    // Claims without their master (it was collected by mistake, or written by hand): restore it.
+    const restored = await this.client.txn([{ key: identityKey(id), target: "create", result: "equal", revision: 0 }], [{ put: { key: identityKey(id), value: text } }, claim]);
+    return restored.succeeded ? id : undefined;
   }
 
   /** After a reconnection: this node's claims again (under the current lease), and the releases owed. */
@@ -251,4 +253,10 @@ export class EtcdIdentityBackend implements IdentityBackend {
       this.options.onConflict?.(id, held.labels, problem);
     }
   }
+}
+
+/** The number the claims of a set agree on (any claim: they are only ever written with the master's number). */
+function claimedNumber(claims: EtcdEntry[]): number | undefined {
+  const claim = claims.find((e) => /^\d+$/.test(e.value));
+  return claim ? Number(claim.value) : undefined;
 }
