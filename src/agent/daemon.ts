@@ -81,6 +81,8 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     await endpoints.restore();
     await cluster?.startSync({ datapath, policy });
     await policy.finishRestore(cluster ? { keepIpcache: (entry) => cluster!.isRemoteIpcacheEntry(entry) } : {});
+    // Endpoints restored while etcd was unreachable get their identities when it answers.
+    cluster?.session.onReconnect(() => endpoints.retryIdentities());
 
     const router = new Router();
     addDaemonRoutes(router, { config, status: () => collectStatus({ config, ipam, endpoints, datapath, health, policy, ...(cluster ? { kvstore: () => cluster!.status() } : {}) }) });

@@ -210,6 +210,30 @@ describePrivileged("cluster state in etcd (two real agents, real etcd, real traf
     expect(await probeAsync(pods.get("web")!.netns, "tcp", db.ip, 80)).toBe(pods.get("web")!.ip);
   }, 120_000);
 
+  test("an agent restarted while etcd is down keeps its pods and other nodes' entries working, and completes its restore when etcd returns", async () => {
+    const db = pods.get("db")!;
+    const web = pods.get("web")!;
+    await etcd!.stop();
+    try {
+      await nodes[0]!.stopAgent();
+      await nodes[0]!.startAgent();
+      const body = await status(nodes[0]!);
+      expect(body.cilium.state).toBe("Degraded");
+      expect(body.kvstore.state).toBe("Failure");
+      expect(ipcache(nodes[0]!).some((r) => r.cidr === `${db.ip}/32`)).toBe(true);
+      expect(await probeAsync(web.netns, "tcp", db.ip, 80)).toBe(web.ip);
+      expect(await probeAsync(pods.get("other")!.netns, "tcp", db.ip, 80, DROP_TIMEOUT_MS)).toBeNull();
+    } finally {
+      await etcd!.start();
+    }
+    await until("n1 to finish its restore", async () => {
+      const s = await status(nodes[0]!);
+      const { body } = await nodes[0]!.api<any[]>("GET", "/endpoint");
+      return s.cilium.state === "Ok" && body.every((e) => e.state === "ready") ? true : undefined;
+    }, 30_000);
+    expect(await probeAsync(web.netns, "tcp", db.ip, 80)).toBe(web.ip);
+  }, 90_000);
+
   test("an agent killed: its node and pods leave the other node when its lease lapses, and come back with it, with the policy changed meanwhile", async () => {
     const web = pods.get("web")!;
     await nodes[0]!.killAgent();

@@ -33,7 +33,7 @@ import { remoteIpcacheHandler } from "./remote-ipcache.ts";
 export const KVSTORE_HEALTH_SUBJECT = "kvstore";
 
 /** How long the agent waits for etcd at start before it goes on Degraded. */
-const CONNECT_WAIT_MS = 10_000;
+const CONNECT_WAIT_MS = 5_000;
 
 export interface EtcdStateOptions {
   kvstore: KvstoreConfig;
