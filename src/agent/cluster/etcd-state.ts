@@ -34,6 +34,8 @@ export const KVSTORE_HEALTH_SUBJECT = "kvstore";
 
 /** How long the agent waits for etcd at start before it goes on Degraded. */
 const CONNECT_WAIT_MS = 5_000;
+/** How often the node's registry entry is checked against the agent's health. */
+const NODE_HEALTH_INTERVAL_MS = 2_000;
 
 export interface EtcdStateOptions {
   kvstore: KvstoreConfig;
@@ -60,6 +62,7 @@ export class EtcdClusterState {
   private remoteEntries: (() => Map<string, number>) | undefined;
   private policy: PolicyManager | undefined;
   private nodeIp: string | undefined;
+  private healthTimer: ReturnType<typeof setInterval> | undefined;
 
   private constructor(
     readonly session: EtcdSession,
@@ -141,6 +144,10 @@ export class EtcdClusterState {
         this.session.reportFailure(error);
       }
     }
+    // The registry carries the agent's health: rewritten when it changes.
+    this.healthTimer = setInterval(() => {
+      if (this.session.state === "ok") void this.nodes.update();
+    }, NODE_HEALTH_INTERVAL_MS);
   }
 
   /**
@@ -172,6 +179,7 @@ export class EtcdClusterState {
 
   /** Stops following etcd. The lease is left to lapse: endpoints keep working across a restart. */
   async stop(): Promise<void> {
+    if (this.healthTimer) clearInterval(this.healthTimer);
     this.remote?.close();
     this.nodes.close();
     this.policyStore.close();

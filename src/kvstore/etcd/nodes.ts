@@ -32,6 +32,8 @@ export class NodeRegistry {
   private readonly watch: PrefixWatch;
   private readonly listeners: NodeListener[] = [];
   private readonly others = new Map<string, ClusterNode>();
+  /** This node's entry as last written. */
+  private written: string | undefined;
 
   constructor(
     private readonly session: EtcdSession,
@@ -60,8 +62,9 @@ export class NodeRegistry {
     await this.watch.start();
   }
 
-  /** Writes this node's entry again (its health or addresses changed); a failure waits for the reconnection. */
+  /** Writes this node's entry again if it changed (health, addresses); a failure waits for the reconnection. */
   async update(): Promise<void> {
+    if (JSON.stringify(this.self()) === this.written) return;
     try {
       await this.register();
     } catch (error) {
@@ -86,7 +89,9 @@ export class NodeRegistry {
 
   private async register(): Promise<void> {
     const node = this.self();
-    await this.session.client.put(nodeKey(node.name), JSON.stringify(node), this.session.lease());
+    const text = JSON.stringify(node);
+    await this.session.client.put(nodeKey(node.name), text, this.session.lease());
+    this.written = text;
   }
 
   private async upserted(name: string, value: string): Promise<void> {

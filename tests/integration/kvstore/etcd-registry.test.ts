@@ -75,10 +75,16 @@ test("node registry: a listener hears of nodes joining, changing, and leaving wh
   await b.update();
   await until("b changes", () => events.length === 2);
   expect(events[1]).toBe("upsert b 10.99.0.12 10.200.2.0/24,10.200.3.0/24");
+  // Unchanged: not written again. Health changed: written, and seen by the others.
+  await b.update();
+  bNode.health = "Degraded";
+  await b.update();
+  await until("b's health", () => a.nodes()[0]?.health === "Degraded");
+  expect(events.length).toBe(3);
 
   await bSession.stop(); // b dies: its lease lapses after 2 s
-  await until("b's lease lapses", () => events.length === 3, 10_000);
-  expect(events[2]).toBe("delete b");
+  await until("b's lease lapses", () => events.length === 4, 10_000);
+  expect(events[3]).toBe("delete b");
   expect(a.nodes()).toEqual([]);
 
   // A listener added later hears of the nodes known at that moment.
