@@ -8,6 +8,7 @@
 import { $ } from "bun";
 import { mkdirSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
+import { etcd3ProtoPlugin } from "./etcd3-proto.ts";
 
 const root = join(import.meta.dir, "..");
 process.chdir(root);
@@ -33,6 +34,8 @@ const result = await Bun.build({
   bytecode: true,
   minify: true,
   define: { __GIT_COMMIT__: JSON.stringify(await gitCommit()) },
+  // etcd3 loads .proto files at run time: inline them (see scripts/etcd3-proto.ts).
+  plugins: [etcd3ProtoPlugin],
   compile: { outfile, autoloadDotenv: false, autoloadBunfig: false },
 });
 if (!result.success) {

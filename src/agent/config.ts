@@ -14,6 +14,7 @@ import { MAX_POOL_PREFIX } from "./ipam/index.ts";
 import { parseListenAddress } from "../metrics/listen-address.ts";
 import { parseHubbleMetricsSpec } from "../hubble/metrics/spec.ts";
 import { isValidRingCapacity, MAX_RING_CAPACITY } from "../hubble/ring.ts";
+import { etcdOptionsFrom, KVSTORE_TYPES, parseDuration, parseKvstoreOpt, type EtcdOptions } from "../kvstore/etcd/options.ts";
 
 export interface AgentConfig {
   nodeName: string;
@@ -60,6 +61,15 @@ export interface AgentConfig {
   ipv4NativeRoutingCidr?: string;
   /** The node's Hubble server and flow ring (src/agent/hubble). */
   hubble: HubbleConfig;
+  /** --kvstore etcd: the cluster's shared state (identities, nodes, ipcache, policy) in etcd. */
+  kvstore?: KvstoreConfig;
+}
+
+export interface KvstoreConfig {
+  type: "etcd";
+  etcd: EtcdOptions;
+  /** --kvstore-lease-ttl: how long this agent's keys outlive its last heartbeat. */
+  leaseTtlMs: number;
 }
 
 export interface HubbleConfig {
@@ -383,6 +393,30 @@ export const AGENT_OPTIONS = {
     },
     fallback: () => 4095,
   }),
+  kvstore: option<string>({
+    description: `Key-value store for cluster state: "" (none: single node) or ${KVSTORE_TYPES.join(", ")}`,
+    parse: (text) => {
+      const value = String(text).trim();
+      return value === "" || (KVSTORE_TYPES as readonly string[]).includes(value) ? { value } : { problem: `unknown kvstore; supported: ${KVSTORE_TYPES.join(", ")}` };
+    },
+    fallback: () => "",
+  }),
+  "kvstore-opt": option<string>({
+    description: "Key-value store options: etcd.address=URL[,URL...] or etcd.config=FILE (upstream's etcd config YAML)",
+    parse: (text) => {
+      const parsed = parseKvstoreOpt(String(text));
+      return "problem" in parsed ? parsed : { value: String(text).trim() };
+    },
+    fallback: () => "",
+  }),
+  "kvstore-lease-ttl": option<number>({
+    description: "Lifetime of this agent's kvstore lease: its node, endpoints and identity claims vanish this long after its last heartbeat (e.g. 15s, 1m)",
+    parse: (text) => {
+      const ms = parseDuration(String(text));
+      return ms !== undefined && ms >= 2000 && ms <= 86_400_000 ? { value: ms } : { problem: "must be a duration from 2s to 24h, e.g. 15s" };
+    },
+    fallback: () => 15_000,
+  }),
 } as const;
 
 export type AgentOptionName = keyof typeof AGENT_OPTIONS;
@@ -435,7 +469,28 @@ export function resolveAgentConfig(sources: ConfigSources, host: HostFacts): Age
   if (values["prometheus-serve-addr"]) config.prometheusServeAddr = values["prometheus-serve-addr"] as string;
   if (values["hubble-metrics-server"]) config.hubbleMetricsServer = values["hubble-metrics-server"] as string;
   if ((values["hubble-metrics"] as string[]).length > 0) config.hubbleMetrics = values["hubble-metrics"] as string[];
+  const kvstore = kvstoreConfig(values, sources);
+  if (kvstore) config.kvstore = kvstore;
   return config;
+}
+
+/** --kvstore and its options; throws ConfigError when they do not fit together. */
+function kvstoreConfig(values: Partial<Record<AgentOptionName, OptionValue>>, sources: ConfigSources): KvstoreConfig | undefined {
+  const type = values.kvstore as string;
+  const optText = values["kvstore-opt"] as string;
+  if (type === "") {
+    if (optText !== "") throw new ConfigError([`--kvstore-opt ${JSON.stringify(optText)}: given without --kvstore (options for which store?)`]);
+    return undefined;
+  }
+  const opts = parseKvstoreOpt(optText);
+  const etcd = "problem" in opts ? opts : etcdOptionsFrom(opts.value);
+  if ("problem" in etcd) throw new ConfigError([`--kvstore-opt${from("kvstore-opt", sources)}: ${etcd.problem}`]);
+  return { type: "etcd", etcd: etcd.value, leaseTtlMs: values["kvstore-lease-ttl"] as number };
+}
+
+function from(name: AgentOptionName, sources: ConfigSources): string {
+  const given = lookup(name, AGENT_OPTIONS[name], sources);
+  return given && given.from ? given.from : "";
 }
 
 /** The effective configuration by option name, as GET /v1/config answers it. */
@@ -473,6 +528,11 @@ export function configByOption(config: AgentConfig): Record<string, OptionValue>
   };
   if (config.ipv4NativeRoutingCidr !== undefined) options["ipv4-native-routing-cidr"] = config.ipv4NativeRoutingCidr;
   if (config.configDir !== undefined) options[CONFIG_DIR_OPTION] = config.configDir;
+  if (config.kvstore) {
+    options.kvstore = config.kvstore.type;
+    options["kvstore-opt"] = config.kvstore.etcd.configFile ? `etcd.config=${config.kvstore.etcd.configFile}` : `etcd.address=${config.kvstore.etcd.endpoints.join(",")}`;
+    options["kvstore-lease-ttl"] = `${config.kvstore.leaseTtlMs / 1000}s`;
+  }
   return options;
 }
 

@@ -29,6 +29,7 @@ import { collectStatus } from "./status.ts";
 import type { MetricsServer } from "../metrics/http-server.ts";
 import type { AgentHubble } from "./hubble/index.ts";
 import type { RunningHubbleMetrics } from "../hubble/metrics/index.ts";
+import type { EtcdClusterState } from "./cluster/etcd-state.ts";
 
 export interface DaemonOptions {
   config: AgentConfig;
@@ -49,6 +50,8 @@ export interface Daemon {
   readonly apiLatency: ApiLatencyHistogram;
   /** The Hubble server and its flows (onFlow for other consumers); undefined with --enable-hubble=false. */
   readonly hubble?: AgentHubble;
+  /** --kvstore etcd: the cluster state (node registry listeners: cluster.addNodeListener). */
+  readonly cluster?: EtcdClusterState;
   /** Stops the API, removes the socket, releases the datapath. Idempotent. */
   stop(): Promise<void>;
 }
@@ -63,27 +66,36 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
   let metrics: MetricsServer | undefined;
   let hubble: AgentHubble | undefined;
   let hubbleMetrics: RunningHubbleMetrics | undefined;
+  let cluster: EtcdClusterState | undefined;
   try {
-    const identityBackend = EmbeddedIdentityBackend.open(config.stateDir);
+    if (config.kvstore) {
+      const { EtcdClusterState } = await import("./cluster/etcd-state.ts");
+      cluster = await EtcdClusterState.connect({ kvstore: config.kvstore, nodeName: config.nodeName, podCidr: config.ipv4Range, devices: config.devices, health, logger });
+    }
+    const identityBackend = cluster?.identities ?? EmbeddedIdentityBackend.open(config.stateDir);
     await datapath.start(config);
     monitor = new MonitorHub({ datapath, log: logger("monitor") });
     const serial = new Serial();
     const policy = new PolicyManager({
-      datapath,
+      datapath: cluster ? cluster.publishing(datapath) : datapath,
       stateDir: config.stateDir,
       enforcement: config.enablePolicy,
       allowLocalhost: allowsLocalhost(config.allowLocalhost),
       identityBackend,
       serial,
       log: logger("policy"),
+      ...(cluster ? { clusterPolicy: cluster.policySink } : {}),
     });
     await policy.start();
     const endpoints = new EndpointManager({ ipam, datapath, store: new EndpointStore(config.stateDir), health, log: logger("endpoint-manager"), policy, serial });
     await endpoints.restore();
-    await policy.finishRestore();
+    await cluster?.startSync({ datapath, policy });
+    await policy.finishRestore(cluster ? { keepIpcache: (entry) => cluster!.isRemoteIpcacheEntry(entry) } : {});
+    // Endpoints restored while etcd was unreachable get their identities when it answers.
+    cluster?.session.onReconnect(() => endpoints.retryIdentities());
 
     const router = new Router();
-    addDaemonRoutes(router, { config, status: () => collectStatus({ config, ipam, endpoints, datapath, health, policy }) });
+    addDaemonRoutes(router, { config, status: () => collectStatus({ config, ipam, endpoints, datapath, health, policy, ...(cluster ? { kvstore: () => cluster!.status() } : {}) }) });
     addEndpointRoutes(router, endpoints);
     addIpamRoutes(router, { config, ipam, endpoints });
     addPolicyRoutes(router, { policy, endpoints });
@@ -121,6 +133,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
       monitor,
       apiLatency,
       ...(hubble ? { hubble } : {}),
+      ...(cluster ? { cluster } : {}),
       stop: () =>
         (stopping ??= (async () => {
           await api.stop();
@@ -128,6 +141,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
           await metrics?.stop();
           await hubbleMetrics?.stop();
           await hubble?.stop();
+          await cluster?.stop();
           monitor?.close();
           await datapath.stop();
           log.info("agent stopped");
@@ -140,6 +154,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     await hubbleMetrics?.stop();
     await hubble?.stop();
     monitor?.close();
+    await cluster?.stop().catch((stopError) => log.warn("the kvstore connection did not close cleanly", stopError));
     await datapath.stop().catch((stopError) => log.warn("the datapath did not stop cleanly", stopError));
     throw error;
   }

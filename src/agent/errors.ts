@@ -13,7 +13,9 @@ export type AgentErrorKind =
   /** A pool has nothing left to give (507 Insufficient Storage). */
   | "exhausted"
   /** The kernel side failed (500). */
-  | "datapath";
+  | "datapath"
+  /** A service the agent depends on (the kvstore) cannot be reached now (503). */
+  | "unavailable";
 
 export class AgentError extends Error {
   readonly kind: AgentErrorKind;

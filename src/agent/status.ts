@@ -1,7 +1,7 @@
 /** The agent's status (GET /v1/healthz), gathered from its parts. */
 import { release } from "node:os";
 import { VERSION, GIT_COMMIT } from "../version.ts";
-import type { AgentHealthState, StatusResponse } from "./api/types.ts";
+import type { AgentHealthState, StatusResponse, SubsystemStatus } from "./api/types.ts";
 import type { AgentConfig } from "./config.ts";
 import type { EndpointDatapath } from "./endpoint/datapath.ts";
 import type { EndpointManager } from "./endpoint/manager.ts";
@@ -17,9 +17,11 @@ export interface StatusSources {
   datapath: EndpointDatapath;
   health: HealthProblems;
   policy?: PolicyManager;
+  /** --kvstore: the kvstore connection's state. */
+  kvstore?: () => SubsystemStatus;
 }
 
-export async function collectStatus({ config, ipam, endpoints, datapath, health, policy }: StatusSources): Promise<StatusResponse> {
+export async function collectStatus({ config, ipam, endpoints, datapath, health, policy, kvstore }: StatusSources): Promise<StatusResponse> {
   const datapathStatus = await datapath.status().then(
     (details) => ({ state: "Ok" as const, msg: "", details }),
     (error) => ({ state: "Failure" as const, msg: `the datapath cannot report its status: ${errorMessage(error)}`, details: {} }),
@@ -30,8 +32,8 @@ export async function collectStatus({ config, ipam, endpoints, datapath, health,
   const byState = endpoints.idsByState();
   return {
     cilium: { state, msg: state === "Failure" ? datapathStatus.msg : `${VERSION} (${GIT_COMMIT})` },
-    // Single node, no cluster: there is no kvstore or Kubernetes connection to report on.
-    kvstore: { state: "Disabled", msg: "" },
+    // Without --kvstore (single node) there is no kvstore connection to report on.
+    kvstore: kvstore?.() ?? { state: "Disabled", msg: "" },
     kubernetes: { state: "Disabled", msg: "" },
     "node-name": config.nodeName,
     kernel: release(),

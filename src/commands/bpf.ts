@@ -29,6 +29,22 @@ const endpointList = defineCommand({
   },
 });
 
+const ipcacheList = defineCommand({
+  meta: { name: "list", description: "List the ipcache: prefix -> security identity (and the node to tunnel to)" },
+  args: bpfRootArg,
+  async run({ args }) {
+    const { listPinnedIpcache } = await import("../datapath/pinned.ts");
+    const entries = listPinnedIpcache(args["bpf-root"]);
+    if (args.output === "json") {
+      console.log(JSON.stringify(entries, null, 2));
+      return;
+    }
+    const width = Math.max("IP PREFIX/ADDRESS".length, ...entries.map((e) => e.cidr.length)) + 3;
+    console.log(`${"IP PREFIX/ADDRESS".padEnd(width)}IDENTITY`);
+    for (const e of entries) console.log(`${e.cidr.padEnd(width)}identity=${e.identity} encryptkey=0 tunnelendpoint=${e.tunnelEndpoint ?? "0.0.0.0"}`);
+  },
+});
+
 const policyGet = defineCommand({
   meta: { name: "get", description: "An endpoint's policy entries and enforcement, as the kernel holds them" },
   args: { id: { type: "positional", required: true, description: "Numeric endpoint ID" }, ...bpfRootArg },
@@ -51,5 +67,6 @@ export default defineCommand({
   subCommands: {
     endpoint: defineCommand({ meta: { name: "endpoint", description: "Local endpoint map" }, subCommands: { list: endpointList } }),
     policy: defineCommand({ meta: { name: "policy", description: "Local policy map" }, subCommands: { get: policyGet } }),
+    ipcache: defineCommand({ meta: { name: "ipcache", description: "IP cache map" }, subCommands: { list: ipcacheList } }),
   },
 });

@@ -1,6 +1,7 @@
 /** Reading a node's pinned maps from outside the agent (the debug CLI). */
 import { join } from "node:path";
 import { BpfMap } from "./bpf/index.ts";
+import { ipcacheCidrOf, IpcacheKey, IPCACHE_MAP, RemoteEndpointInfo, type IpcacheEntry, type IpcacheKeyValue, type RemoteEndpointInfoValue } from "./maps/ipcache.ts";
 import { EndpointFlags, EndpointInfo, EndpointKey, ENDPOINTS_MAP, type EndpointInfoValue } from "./maps/endpoints.ts";
 import {
   checkEndpointId,
@@ -36,6 +37,28 @@ export function listPinnedEndpoints(bpfRoot: string): { ip: string; info: Endpoi
   }
   try {
     return [...map.entries()].map(([key, info]) => ({ ip: key.ip4, info }));
+  } finally {
+    map.close();
+  }
+}
+
+/** The ipcache as the kernel holds it (prefix -> identity, tunnel endpoint), by address then prefix length. */
+export function listPinnedIpcache(bpfRoot: string): IpcacheEntry[] {
+  const path = pinnedMapPath(bpfRoot, IPCACHE_MAP);
+  let map: BpfMap<IpcacheKeyValue, RemoteEndpointInfoValue>;
+  try {
+    map = BpfMap.openPinned(path, IpcacheKey, RemoteEndpointInfo);
+  } catch (error) {
+    throw new Error(`cannot open the ipcache map ${path}: ${(error as Error).message} (is the agent's datapath loaded, and is --bpf-root right?)`);
+  }
+  try {
+    return [...map.entries()]
+      .map(([key, value]): IpcacheEntry => ({
+        cidr: ipcacheCidrOf(key),
+        identity: value.secIdentity,
+        ...(value.tunnelEndpoint !== "0.0.0.0" ? { tunnelEndpoint: value.tunnelEndpoint } : {}),
+      }))
+      .sort((a, b) => a.cidr.localeCompare(b.cidr, "en", { numeric: true }));
   } finally {
     map.close();
   }

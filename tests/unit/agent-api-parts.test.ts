@@ -27,7 +27,7 @@ describe("routing", () => {
 
 describe("error bodies", () => {
   test("each kind has its status, and the body is { code, message }", async () => {
-    expect(STATUS_BY_KIND).toEqual({ invalid: 400, "not-found": 404, conflict: 409, exhausted: 507, datapath: 500 });
+    expect(STATUS_BY_KIND).toEqual({ invalid: 400, "not-found": 404, conflict: 409, exhausted: 507, datapath: 500, unavailable: 503 });
     const response = errorResponse(new AgentError("exhausted", "IPAM pool 10.0.0.0/30 is exhausted"), quietLogger()("api"));
     expect(response.status).toBe(507);
     expect(await response.json()).toEqual({ code: 507, message: "IPAM pool 10.0.0.0/30 is exhausted" });

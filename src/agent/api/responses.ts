@@ -10,6 +10,7 @@ export const STATUS_BY_KIND: Record<AgentErrorKind, number> = {
   // Not 503: that says "try again shortly", and clients (the CNI plugin) would retry forever.
   exhausted: 507,
   datapath: 500,
+  unavailable: 503,
 };
 
 export function json(status: number, body: unknown): Response {

@@ -45,6 +45,8 @@ export type EndpointChangeListener = (endpoint: Endpoint, removed: boolean) => v
 export class EndpointManager {
   private readonly endpoints = new Map<number, Endpoint>();
   private readonly changeListeners = new Set<EndpointChangeListener>();
+  /** Restored endpoints that got no identity (the kvstore was unreachable): retryIdentities takes them up. */
+  private readonly withoutIdentity = new Set<number>();
   private readonly ids = new EndpointIds();
   private readonly serial: Serial;
   private readonly deps: EndpointManagerDeps;
@@ -288,10 +290,37 @@ export class EndpointManager {
       return true;
     } catch (error) {
       endpoint.state = "not-ready";
+      this.withoutIdentity.add(endpoint.id);
       health.set(subject, `no identity for its labels: ${errorMessage(error)}`);
       log.warn(`${subject}: no identity for its labels: ${errorMessage(error)}`);
       return false;
     }
+  }
+
+  /**
+   * Restored endpoints that got no identity (their kernel state still works with the old one):
+   * the identity, the policy and the datapath again, e.g. once the kvstore is reachable.
+   */
+  retryIdentities(): Promise<void> {
+    return this.serial.run(async () => {
+      const { health, log, policy } = this.deps;
+      for (const id of [...this.withoutIdentity]) {
+        const endpoint = this.endpoints.get(id);
+        if (!endpoint || !policy || endpoint.state !== "not-ready") {
+          this.withoutIdentity.delete(id);
+          continue;
+        }
+        try {
+          endpoint.identity = await policy.acquireIdentity(endpoint.id, endpoint.labels);
+        } catch (error) {
+          log.warn(`${subjectOf(endpoint)}: still no identity for its labels: ${errorMessage(error)}`);
+          continue;
+        }
+        this.withoutIdentity.delete(id);
+        health.clear(subjectOf(endpoint));
+        await this.restoreOne(endpoint);
+      }
+    });
   }
 
   /** Restore, second step: its policy, then the datapath. */

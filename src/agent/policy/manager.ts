@@ -41,12 +41,12 @@ import { tracePolicy, type TraceResult } from "../../policy/trace.ts";
 import type { Logger } from "../../logging/index.ts";
 import type { EndpointPolicyStatus } from "../api/types.ts";
 import type { EnforcementMode } from "../config.ts";
-import type { DatapathPolicy, EndpointDatapath } from "../endpoint/datapath.ts";
+import type { DatapathPolicy, EndpointDatapath, IpcacheEntry } from "../endpoint/datapath.ts";
 import type { Serial } from "../endpoint/serial.ts";
 import { AgentError, errorMessage } from "../errors.ts";
 import { datapathPolicy } from "./datapath-policy.ts";
 import { ruleToJson, type RuleJson } from "./rule-json.ts";
-import { PolicyStore, rulesToJson } from "./store.ts";
+import { PolicyStore, rulesFromJson, rulesToJson } from "./store.ts";
 
 export interface PolicyManagerOptions {
   datapath: EndpointDatapath;
@@ -56,6 +56,13 @@ export interface PolicyManagerOptions {
   identityBackend: IdentityBackend & { collectUnreferenced?(): number[] };
   serial: Serial;
   log: Logger;
+  /** In kvstore mode: where the cluster's policy is written (each change, before it applies here). */
+  clusterPolicy?: ClusterPolicySink;
+}
+
+/** The cluster-wide store of the policy; throws AgentError ("conflict", "unavailable") to refuse a change. */
+export interface ClusterPolicySink {
+  publish(policy: { revision: number; rules: RuleJson[] }): Promise<void>;
 }
 
 /** What writing one endpoint's policy gave: its status, and the error when it failed. */
@@ -120,6 +127,8 @@ export class PolicyManager {
   private readonly records = new Map<number, EndpointRecord>();
   /** Identities each endpoint holds references to (two while its labels change). */
   private readonly held = new Map<number, number[]>();
+  /** Identities of other nodes' endpoints (kvstore mode): references by number. */
+  private readonly remote = new Map<number, number>();
   /** Agent revision = repository revision + base (the repository restarts at 1). */
   private base = 0;
   private listener: PolicyOutcomeListener = () => undefined;
@@ -166,9 +175,10 @@ export class PolicyManager {
   /**
    * After endpoints are restored: frees identities nobody took again, drops leftover ipcache
    * entries (addresses and prefixes the agent no longer has an identity for) and CIDR identities
-   * of a previous run that no rule names.
+   * of a previous run that no rule names. `keepIpcache`: entries that belong to someone else
+   * (other nodes' endpoints in kvstore mode).
    */
-  async finishRestore(): Promise<void> {
+  async finishRestore(options: { keepIpcache?: (entry: IpcacheEntry) => boolean } = {}): Promise<void> {
     const freed = this.options.identityBackend.collectUnreferenced?.() ?? [];
     if (freed.length > 0) this.options.log.info(`freed ${freed.length} identities no endpoint uses any more: ${freed.join(", ")}`);
     const endpointAddresses = new Set([...this.records.values()].map((r) => ipcacheKey(r.ipv4)));
@@ -177,6 +187,7 @@ export class PolicyManager {
       if (scope !== "global" && scope !== "local") continue; // reserved: the datapath's own (host addresses)
       if (endpointAddresses.has(entry.cidr) || this.cidrs.get(entry.cidr)?.id === entry.identity) continue;
       if (this.leftoverCidrs.has(entry.cidr)) continue;
+      if (options.keepIpcache?.(entry)) continue; // another node's endpoint (kvstore mode)
       await this.options.datapath.deleteIpcache(entry.cidr);
       this.options.log.info(`removed stale ipcache entry ${entry.cidr} (identity ${entry.identity})`);
     }
@@ -270,12 +281,42 @@ export class PolicyManager {
       // Reserved identities (init, for an endpoint without labels) are not reference counted.
       if (identityScope(id) !== "global") continue;
       if (await this.allocator.release(id)) {
+        this.options.log.info(`identity ${id} released`);
+        if (this.remote.has(id)) continue; // still the identity of another node's endpoints
         this.removeFromCache(id);
         gone.push(id);
-        this.options.log.info(`identity ${id} released`);
       }
     }
     if (gone.length > 0) await this.refreshIdentities(gone);
+  }
+
+  /**
+   * An identity another node's endpoint has (kvstore mode), so rules select those addresses by
+   * labels: it enters the selector cache and every policy before the caller maps an address to
+   * it. Counted: one call per remote address.
+   */
+  addRemoteIdentity(id: number, labels: LabelSet): Promise<void> {
+    return this.options.serial.run(async () => {
+      this.remote.set(id, (this.remote.get(id) ?? 0) + 1);
+      if (identityScope(id) !== "global" || this.known.has(id)) return;
+      this.addToCache(id, labels);
+      await this.refreshIdentities([id]);
+    });
+  }
+
+  /** Drops one remote reference (after the address left the ipcache); the last takes the identity out unless local endpoints hold it. */
+  releaseRemoteIdentity(id: number): Promise<void> {
+    return this.options.serial.run(async () => {
+      const references = (this.remote.get(id) ?? 0) - 1;
+      if (references > 0) {
+        this.remote.set(id, references);
+        return;
+      }
+      this.remote.delete(id);
+      if (identityScope(id) !== "global" || this.allocator.references(id) > 0 || !this.known.has(id)) return;
+      this.removeFromCache(id);
+      await this.refreshIdentities([id]);
+    });
   }
 
   /* ---- endpoints ---------------------------------------------------------------------- */
@@ -375,6 +416,34 @@ export class PolicyManager {
     });
   }
 
+  /**
+   * A revision of the cluster's policy (kvstore mode), written on this or another node: replaces
+   * every rule. Persisted first, as any change. A revision this agent has already applied is a no-op.
+   */
+  applyClusterPolicy(policy: { revision: number; rules: RuleJson[] }): Promise<void> {
+    return this.options.serial.run(async () => {
+      if (policy.revision === this.revision && JSON.stringify(rulesToJson(this.currentRules())) === JSON.stringify(policy.rules)) return;
+      let rules: Rule[];
+      try {
+        rules = rulesFromJson(policy.rules);
+      } catch (error) {
+        const problem = error instanceof PolicyValidationError ? error.issues.map(formatIssue).join("; ") : errorMessage(error);
+        this.options.log.error(`the cluster's policy revision ${policy.revision} is invalid, keeping revision ${this.revision}: ${problem}`);
+        return;
+      }
+      this.store.save(policy.revision, policy.rules);
+      this.repository.add(rules, { replaceWithLabels: LabelSet.empty });
+      this.base = policy.revision - this.repository.revision;
+      await this.afterRepositoryChange();
+      this.options.log.info(`applied the cluster's policy: ${rules.length} rules, revision ${policy.revision}`);
+    });
+  }
+
+  /** The rules in force in their JSON form, with the revision (to seed an empty cluster store). */
+  policyJson(): { revision: number; rules: RuleJson[] } {
+    return { revision: this.revision, rules: rulesToJson(this.currentRules()) };
+  }
+
   trace(request: TraceRequest): TraceResult {
     return tracePolicy(this.repository, request, this.resolveOptions);
   }
@@ -399,6 +468,7 @@ export class PolicyManager {
   /** Persists `rules` as the next revision, swaps them in, and brings the datapath along. */
   private async change(rules: Rule[]): Promise<void> {
     const json = rulesToJson(rules);
+    await this.options.clusterPolicy?.publish({ revision: this.revision + 1, rules: json });
     this.store.save(this.revision + 1, json);
     // One revision: every rule is replaced (selectors shared with the old rules stay cached).
     this.repository.add(rules, { replaceWithLabels: LabelSet.empty });

@@ -1,0 +1,53 @@
+/**
+ * Other nodes' endpoints into this node's datapath (kvstore mode): each remote address's
+ * identity enters the policy manager (with its labels from etcd, so rules select it) before the
+ * address maps to it in the ipcache, with its node as tunnel endpoint; a departing address
+ * leaves the ipcache before its identity leaves the policies.
+ */
+import type { LabelSet } from "../../identity/labels.ts";
+import type { RemoteIpcacheHandler } from "../../kvstore/etcd/ipcache.ts";
+import type { Logger } from "../../logging/index.ts";
+import type { EndpointDatapath } from "../endpoint/datapath.ts";
+import type { PolicyManager } from "../policy/manager.ts";
+
+export interface RemoteIpcacheOptions {
+  datapath: EndpointDatapath;
+  policy: Pick<PolicyManager, "addRemoteIdentity" | "releaseRemoteIdentity">;
+  /** The labels of a cluster-wide identity, from etcd. */
+  labelsOf(id: number): Promise<LabelSet | undefined>;
+  log: Logger;
+}
+
+export function remoteIpcacheHandler({ datapath, policy, labelsOf, log }: RemoteIpcacheOptions): RemoteIpcacheHandler & { entries(): Map<string, number> } {
+  /** Remote address -> the identity this node mapped it to, and whether the policy manager counts it. */
+  const mapped = new Map<string, { identity: number; counted: boolean }>();
+  const release = async (previous: { identity: number; counted: boolean } | undefined) => {
+    if (previous?.counted) await policy.releaseRemoteIdentity(previous.identity);
+  };
+  return {
+    entries: () => new Map([...mapped].map(([ip, m]) => [ip, m.identity])),
+    async upsert(ip, identity, hostIp, node) {
+      const previous = mapped.get(ip);
+      let counted = previous?.identity === identity && previous.counted;
+      if (previous?.identity !== identity) {
+        const labels = await labelsOf(identity).catch(() => undefined);
+        if (labels) {
+          await policy.addRemoteIdentity(identity, labels);
+          counted = true;
+        } else if (identity >= 256) {
+          log.warn(`${ip} on node ${node}: identity ${identity} has no labels in etcd; policy cannot select it by labels`);
+        }
+      }
+      await datapath.upsertIpcache(`${ip}/32`, identity, hostIp ? { tunnelEndpoint: hostIp } : {});
+      mapped.set(ip, { identity, counted });
+      if (previous && previous.identity !== identity) await release(previous);
+    },
+    async delete(ip) {
+      const previous = mapped.get(ip);
+      if (previous === undefined) return;
+      await datapath.deleteIpcache(`${ip}/32`);
+      mapped.delete(ip);
+      await release(previous);
+    },
+  };
+}
