@@ -43,7 +43,7 @@ if (!result.success) {
   process.exit(1);
 }
 
-for (const alias of ["cilium-cni", "hubble", "cilium-agent"]) {
+for (const alias of ["cilium-cni", "hubble", "cilium-agent", "cilium-operator"]) {
   const link = join("dist", alias);
   rmSync(link, { force: true });
   symlinkSync("cilium", link);

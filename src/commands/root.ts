@@ -17,6 +17,7 @@ export default defineCommand({
     endpoint: lazy(() => import("./endpoint.ts")),
     hubble: lazy(() => import("./hubble.ts")),
     identity: lazy(() => import("./identity.ts")),
+    operator: lazy(() => import("./operator.ts")),
     policy: lazy(() => import("./policy.ts")),
     status: lazy(() => import("./status.ts")),
     version: lazy(() => import("./version.ts")),
