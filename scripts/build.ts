@@ -3,7 +3,7 @@
  * Builds dist/cilium: the C parts first (scripts/build-native.sh: the self-contained libbpf
  * shared object and the BPF objects), then one compiled Bun executable that embeds them.
  * Heavy modules stay behind `await import()`; with splitting + bytecode the CLI modes start
- * in milliseconds. dist/cilium-cni, dist/hubble, dist/cilium-agent and dist/hubble-relay are links: argv[0] picks the mode.
+ * in milliseconds. dist/cilium-cni, dist/hubble, dist/cilium-agent, dist/cilium-operator and dist/hubble-relay are links: argv[0] picks the mode.
  */
 import { $ } from "bun";
 import { mkdirSync, rmSync, symlinkSync } from "node:fs";
@@ -43,7 +43,7 @@ if (!result.success) {
   process.exit(1);
 }
 
-for (const alias of ["cilium-cni", "hubble", "cilium-agent", "hubble-relay"]) {
+for (const alias of ["cilium-cni", "hubble", "cilium-agent", "cilium-operator", "hubble-relay"]) {
   const link = join("dist", alias);
   rmSync(link, { force: true });
   symlinkSync("cilium", link);

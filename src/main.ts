@@ -1,6 +1,7 @@
 /**
  * One executable, many modes. argv[0] decides the mode when the binary is linked or copied under
- * another name (cilium-cni, hubble, cilium-agent, hubble-relay); otherwise the `cilium` command tree. Every mode's modules,
+ * another name (cilium-cni, hubble, cilium-agent, cilium-operator, hubble-relay); otherwise the
+ * `cilium` command tree. Every mode's modules,
  * the CLI framework included, are imported only when that mode runs: the CNI plugin runs once
  * per pod and must start in milliseconds.
  */
@@ -23,6 +24,10 @@ const modes: Record<string, () => Promise<void>> = {
   "hubble-relay": async () => {
     const [{ runMain }, { default: relay }] = await Promise.all([import("citty"), import("./commands/relay.ts")]);
     await runMain(relay, { rawArgs: process.argv.slice(2) });
+  },
+  "cilium-operator": async () => {
+    const [{ runMain }, { default: operator }] = await Promise.all([import("citty"), import("./commands/operator.ts")]);
+    await runMain(operator, { rawArgs: process.argv.slice(2) });
   },
   cilium: async () => {
     const [{ runMain }, { default: cilium }] = await Promise.all([import("citty"), import("./commands/root.ts")]);

@@ -18,6 +18,7 @@ export default defineCommand({
     hubble: lazy(() => import("./hubble.ts")),
     identity: lazy(() => import("./identity.ts")),
     monitor: lazy(() => import("./monitor.ts")),
+    operator: lazy(() => import("./operator.ts")),
     policy: lazy(() => import("./policy.ts")),
     relay: lazy(() => import("./relay.ts")),
     status: lazy(() => import("./status.ts")),
