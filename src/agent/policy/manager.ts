@@ -7,13 +7,16 @@
  * identity per prefix the rules name (CidrIdentityAllocator), each CIDR also in the ipcache. On
  * every change it re-resolves the endpoints concerned and writes each one's whole state with
  * setEndpointPolicy, which writes only the difference and converges against what the kernel holds.
+ * A repository change re-resolves only endpoints whose selecting rules changed; the others only
+ * take the identities that entered or left (new CIDR identities), and are written only if that
+ * changed their state.
  *
  * Order of writes, so that the kernel never allows more than the old or the new state:
  * - a new identity enters the selector cache and every endpoint's policy BEFORE an address maps
  *   to it in the ipcache; one going away leaves the ipcache first, the policies after;
  * - an endpoint's policy is written BEFORE the endpoint is applied (its first packet is judged);
- * - repository changes: new CIDR identities into the cache, every endpoint re-resolved and
- *   written, then their ipcache entries; CIDR identities no longer named leave the ipcache, then
+ * - repository changes: new CIDR identities into the cache, the endpoints concerned re-resolved
+ *   and written, then their ipcache entries; CIDR identities no longer named leave the ipcache, then
  *   the cache and the policies.
  *
  * The policy (rules and revision) is persisted before the repository changes (store.ts). A write
@@ -34,7 +37,7 @@ import { formatCidr, parseCidr, type Ipv4Cidr } from "../../net/ipv4.ts";
 import { formatIssue, PolicyValidationError } from "../../policy/errors.ts";
 import { parsePolicyText } from "../../policy/parse.ts";
 import { Repository } from "../../policy/repository.ts";
-import { resolvePolicy, type EndpointPolicy, type ResolveOptions } from "../../policy/resolve.ts";
+import { resolvePolicy, selectingRules, type EndpointPolicy, type ResolveOptions } from "../../policy/resolve.ts";
 import type { Rule } from "../../policy/rule.ts";
 import { SelectorCache } from "../../policy/selector-cache.ts";
 import { tracePolicy, type TraceResult } from "../../policy/trace.ts";
@@ -79,6 +82,8 @@ interface EndpointRecord {
   labels: LabelSet;
   identity: number;
   policy: EndpointPolicy;
+  /** Repository revision its policy is current for (moves on without a re-resolution when a change does not concern it). */
+  revision: number;
   status: EndpointPolicyStatus;
   /** Canonical text of the policy last written successfully (a repository change that leaves it alone costs no write). */
   written?: string;
@@ -294,6 +299,7 @@ export class PolicyManager {
       labels,
       identity: endpoint.identity,
       policy: resolvePolicy(this.repository, this.cache, labels, this.resolveOptions),
+      revision: this.repository.revision,
       status: previous?.status ?? { "realized-revision": 0, "ingress-enforced": false, "egress-enforced": false },
     };
     this.records.set(endpoint.id, record);
@@ -400,8 +406,9 @@ export class PolicyManager {
   private async change(rules: Rule[]): Promise<void> {
     const json = rulesToJson(rules);
     this.store.save(this.revision + 1, json);
-    // One revision: every rule is replaced (selectors shared with the old rules stay cached).
-    this.repository.add(rules, { replaceWithLabels: LabelSet.empty });
+    // One revision; rules kept from the current list stay the same stored rules, which is how
+    // afterRepositoryChange tells the endpoints concerned from the others.
+    this.repository.replaceAll(rules);
     await this.afterRepositoryChange();
   }
 
@@ -410,8 +417,16 @@ export class PolicyManager {
     const added: number[] = [];
     for (const [prefix, cidr] of wanted) if (!this.cidrs.has(prefix)) added.push(this.acquireCidr(cidr));
     for (const record of this.records.values()) {
-      record.policy = resolvePolicy(this.repository, this.cache, record.labels, this.resolveOptions);
-      await this.write(record);
+      const selecting = selectingRules(this.repository, record.labels, this.resolveOptions);
+      record.revision = this.repository.revision;
+      if (!record.policy.resolvedFrom(selecting)) {
+        record.policy = resolvePolicy(this.repository, this.cache, record.labels, this.resolveOptions);
+        await this.write(record);
+      } else if (record.policy.updateIdentities(added).length > 0 || record.status.error !== undefined) {
+        await this.write(record);
+      } else {
+        this.realized(record);
+      }
     }
     for (const id of added) {
       const entry = [...this.cidrs.values()].find((c) => c.id === id)!;
@@ -456,6 +471,14 @@ export class PolicyManager {
     }
   }
 
+  /** A record whose written state is already its policy at its revision: the status says so. */
+  private realized(record: EndpointRecord): void {
+    const revision = record.revision + this.base;
+    if (record.status["realized-revision"] === revision) return;
+    record.status = { ...record.status, "realized-revision": revision };
+    this.listener(record.id, { status: { ...record.status } });
+  }
+
   /**
    * Writes a record's whole state (the datapath writes the difference against the kernel); a
    * state equal to the one last written needs no call. The outcome goes to the listener.
@@ -474,7 +497,7 @@ export class PolicyManager {
         await this.options.datapath.setEndpointPolicy(record.id, desired);
         record.written = text;
       }
-      status["realized-revision"] = record.policy.revision + this.base;
+      status["realized-revision"] = record.revision + this.base;
     } catch (error) {
       status.error = `its policy (${desired.entries.length} entries) could not be written, so it fails closed: ${errorMessage(error)}`;
       this.options.log.warn(`endpoint ${record.id}: ${status.error}`);
