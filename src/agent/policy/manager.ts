@@ -89,6 +89,15 @@ interface EndpointRecord {
   written?: string;
 }
 
+/** What the last repository change did to the endpoints (ids in ascending order). */
+export interface RepositoryChangeEffect {
+  revision: number;
+  /** Endpoints whose selecting rules changed: resolved again. */
+  resolved: number[];
+  /** Endpoints whose policy was written to the datapath (resolved ones, and others that took new identities). */
+  written: number[];
+}
+
 export interface ImportOptions {
   /** Replace the rules whose labels include those of an imported rule (upstream's --replace). */
   replace?: boolean;
@@ -128,6 +137,7 @@ export class PolicyManager {
   /** Agent revision = repository revision + base (the repository restarts at 1). */
   private base = 0;
   private listener: PolicyOutcomeListener = () => undefined;
+  private effect: RepositoryChangeEffect = { revision: 0, resolved: [], written: [] };
 
   constructor(private readonly options: PolicyManagerOptions) {
     this.allocator = new IdentityAllocator(options.identityBackend);
@@ -303,7 +313,8 @@ export class PolicyManager {
       status: previous?.status ?? { "realized-revision": 0, "ingress-enforced": false, "egress-enforced": false },
     };
     this.records.set(endpoint.id, record);
-    const outcome = await this.write(record);
+    const { status } = await this.write(record);
+    const outcome = { status };
     if (previous && previous.ipv4 !== endpoint.ipv4) await this.options.datapath.deleteIpcache(ipcacheKey(previous.ipv4));
     await this.options.datapath.upsertIpcache(ipcacheKey(endpoint.ipv4), endpoint.identity);
     return outcome;
@@ -326,6 +337,11 @@ export class PolicyManager {
   /** The rules in force, as JSON, with the revision. */
   policy(): { revision: number; policy: RuleJson[] } {
     return { revision: this.revision, policy: this.currentRules().map(ruleToJson) };
+  }
+
+  /** Which endpoints the last import or delete re-resolved and wrote. */
+  get lastChangeEffect(): RepositoryChangeEffect {
+    return { ...this.effect, resolved: [...this.effect.resolved], written: [...this.effect.written] };
   }
 
   get ruleCount(): number {
@@ -356,7 +372,9 @@ export class PolicyManager {
       const current = this.currentRules();
       const kept = current.filter((r) => !replaceWith.some((l) => r.labels.containsAll(l)));
       await this.change([...kept, ...rules]);
-      this.options.log.info(`imported ${rules.length} policy rules${kept.length < current.length ? `, replacing ${current.length - kept.length}` : ""}: revision ${this.revision}`);
+      this.options.log.info(
+        `imported ${rules.length} policy rules${kept.length < current.length ? `, replacing ${current.length - kept.length}` : ""}: revision ${this.revision}, ${describeEffect(this.effect)}`,
+      );
       return { revision: this.revision };
     });
   }
@@ -376,7 +394,7 @@ export class PolicyManager {
       }
       const deleted = current.length - next.length;
       if (deleted > 0) await this.change(next);
-      this.options.log.info(`deleted ${deleted} policy rules: revision ${this.revision}`);
+      this.options.log.info(`deleted ${deleted} policy rules: revision ${this.revision}${deleted > 0 ? `, ${describeEffect(this.effect)}` : ""}`);
       return { revision: this.revision, deleted };
     });
   }
@@ -416,18 +434,23 @@ export class PolicyManager {
     const wanted = new Map(this.repository.cidrPrefixes().map((c) => [formatCidr(c), c]));
     const added: number[] = [];
     for (const [prefix, cidr] of wanted) if (!this.cidrs.has(prefix)) added.push(this.acquireCidr(cidr));
+    const effect: RepositoryChangeEffect = { revision: this.revision, resolved: [], written: [] };
     for (const record of this.records.values()) {
       const selecting = selectingRules(this.repository, record.labels, this.resolveOptions);
       record.revision = this.repository.revision;
       if (!record.policy.resolvedFrom(selecting)) {
         record.policy = resolvePolicy(this.repository, this.cache, record.labels, this.resolveOptions);
-        await this.write(record);
+        effect.resolved.push(record.id);
+        if ((await this.write(record)).wrote) effect.written.push(record.id);
       } else if (record.policy.updateIdentities(added).length > 0 || record.status.error !== undefined) {
-        await this.write(record);
+        if ((await this.write(record)).wrote) effect.written.push(record.id);
       } else {
         this.realized(record);
       }
     }
+    effect.resolved.sort((a, b) => a - b);
+    effect.written.sort((a, b) => a - b);
+    this.effect = effect;
     for (const id of added) {
       const entry = [...this.cidrs.values()].find((c) => c.id === id)!;
       await this.options.datapath.upsertIpcache(formatCidr(entry.cidr), id);
@@ -483,7 +506,7 @@ export class PolicyManager {
    * Writes a record's whole state (the datapath writes the difference against the kernel); a
    * state equal to the one last written needs no call. The outcome goes to the listener.
    */
-  private async write(record: EndpointRecord): Promise<PolicyOutcome> {
+  private async write(record: EndpointRecord): Promise<PolicyOutcome & { wrote: boolean }> {
     const desired = datapathPolicy(record.policy.state);
     const text = canonicalPolicy(desired);
     const status: EndpointPolicyStatus = {
@@ -491,8 +514,10 @@ export class PolicyManager {
       "ingress-enforced": desired.ingressEnforced,
       "egress-enforced": desired.egressEnforced,
     };
+    let wrote = false;
     try {
       if (record.written !== text || record.status.error !== undefined) {
+        wrote = true;
         record.written = undefined;
         await this.options.datapath.setEndpointPolicy(record.id, desired);
         record.written = text;
@@ -503,10 +528,13 @@ export class PolicyManager {
       this.options.log.warn(`endpoint ${record.id}: ${status.error}`);
     }
     record.status = status;
-    const outcome = { status: { ...status } };
-    this.listener(record.id, outcome);
-    return outcome;
+    this.listener(record.id, { status: { ...status } });
+    return { status: { ...status }, wrote };
   }
+}
+
+function describeEffect(effect: RepositoryChangeEffect): string {
+  return `${effect.resolved.length} endpoints resolved again, ${effect.written.length} written`;
 }
 
 function canonicalPolicy(policy: DatapathPolicy): string {
