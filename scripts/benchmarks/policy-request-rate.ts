@@ -4,8 +4,9 @@
  * real agent, each server in a different state:
  *
  *   none      no policy selects it, no iptables rules
- *   allow-all a CiliumNetworkPolicy allowing ingress from every entity (enforced: each packet is
- *             looked up in cilium_policy and matches the any-identity entry)
+ *   allow-all a CiliumNetworkPolicy allowing ingress from every entity: the agent writes a
+ *             direction that allows everything as not enforced, so packets skip the lookup
+ *             (the comparison with 10k is then the whole cost of judging each packet)
  *   10k       a CiliumNetworkPolicy allowing the client on 10,000 TCP ports (250 port rules of 40
  *             ports; even ports, so no two make a range, plus the benchmark's port): 10,000
  *             entries of that endpoint in cilium_policy
@@ -110,7 +111,7 @@ async function measure(): Promise<BenchRow[]> {
     const { body: endpoints } = await node.api<{ id: number; "k8s-pod-name": string; policy?: { "ingress-enforced": boolean } }[]>("GET", "/endpoint");
     const endpoint = (s: Server) => endpoints.find((e) => e["k8s-pod-name"] === `s-${s}`)!;
     const enforced = SERVERS.map((s) => endpoint(s).policy?.["ingress-enforced"] === true);
-    if (enforced.join() !== "false,true,true,false") throw new Error(`unexpected ingress enforcement of ${SERVERS.join(", ")}: ${enforced.join(", ")}`);
+    if (enforced.join() !== "false,false,true,false") throw new Error(`unexpected ingress enforcement of ${SERVERS.join(", ")}: ${enforced.join(", ")}`);
     const held = kernelEntries(node, endpoint("10k").id);
     if (held < ENTRIES) throw new Error(`the 10k server holds ${held} policy entries, expected at least ${ENTRIES}`);
     const iptablesCount = Bun.spawnSync(inNetns(pods.iptables.netns, ["iptables", "-S", "INPUT"]), { stdout: "pipe" }).stdout.toString().split("\n").filter((l) => l.startsWith("-A INPUT -s")).length;
@@ -132,7 +133,7 @@ async function measure(): Promise<BenchRow[]> {
         ours: rate("10k"),
         baseline: rate("allow-all"),
         unit: "trans/s",
-        method: `${how}; ours: CNP allowing the client on 10,000 TCP ports (${held} entries in cilium_policy); baseline: CNP allowing all (enforced, any-identity entry)`,
+        method: `${how}; ours: CNP allowing the client on 10,000 TCP ports (${held} entries in cilium_policy); baseline: CNP allowing all entities (written as not enforced: no lookup)`,
         better: "higher",
       },
       {
@@ -141,14 +142,6 @@ async function measure(): Promise<BenchRow[]> {
         baseline: rate("none"),
         unit: "trans/s",
         method: `${how}; ${ENTRIES} iptables ACCEPT rules (client, port) in the server's INPUT (its port's rule in the middle), then DROP, no ESTABLISHED shortcut, no policy of ours; baseline: a server with no policy and no rules`,
-        better: "higher",
-      },
-      {
-        metric: `TCP request/response, ${ENTRIES} policy entries vs no policy`,
-        ours: rate("10k"),
-        baseline: rate("none"),
-        unit: "trans/s",
-        method: `${how}; baseline: a server no policy selects (not enforced: no policy lookup)`,
         better: "higher",
       },
     ];
