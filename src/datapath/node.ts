@@ -425,8 +425,9 @@ export class NodeDatapath {
 
   /**
    * Makes cilium_policy and the endpoint's enforcement bits say `policy`, writing only the
-   * difference against what the map holds for the endpoint now (so it converges after an agent
-   * restart too). Enforcement is set first: a direction becoming enforced was allowing
+   * difference against what the map holds for the endpoint now (the mirror, read from the kernel
+   * at start, so it converges after an agent restart too): the cost is this endpoint's entries,
+   * whatever the other endpoints hold. Enforcement is set first: a direction becoming enforced was allowing
    * everything, one becoming unenforced will. Entries are then written in an order under which
    * the endpoint never allows more than the old or the new policy (planPolicyUpdate).
    *
