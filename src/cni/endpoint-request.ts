@@ -15,8 +15,11 @@ const K8S_NAMESPACE_LABEL = "k8s:io.kubernetes.pod.namespace";
 
 /**
  * Labels: the pod's namespace (source k8s) when Kubernetes names it, and the network config's
- * convention labels (source unspec). The pod name is a field, not a label: as a label it would
- * give every pod an identity of its own; the agent looks up the pod's real labels by name.
+ * convention labels. For a Kubernetes pod (CNI_ARGS name its namespace) those are the pod's
+ * labels and carry source k8s, as upstream's pod labels do, so that NetworkPolicy podSelectors
+ * (k8s keys) and source-less CiliumNetworkPolicy keys (any source) select them; otherwise they
+ * are unspec. The pod name is a field, not a label: as a label it would give every pod an
+ * identity of its own; the agent looks up the pod's real labels by name.
  */
 export function endpointRequest(
   attachment: Attachment,
@@ -40,7 +43,8 @@ export function endpointRequest(
   }
   const podName = options.cniArgs.get(K8S_POD_NAME_ARG);
   if (podName) request["k8s-pod-name"] = podName;
-  labels.push(...options.labels.map((label) => `unspec:${label}`));
+  const source = namespace ? "k8s" : "unspec";
+  labels.push(...options.labels.map((label) => `${source}:${label}`));
   if (labels.length > 0) request.labels = labels;
   return request;
 }

@@ -43,6 +43,7 @@ import {
   normalizePolicyKey,
   normalizePolicyRules,
   planFailClosed,
+  policyKeyId,
   planPolicyUpdate,
   POLICY_MAP,
   PolicyEntry,
@@ -201,6 +202,17 @@ export class NodeDatapath {
   /** Enforcement bits setEndpointPolicy last asked for, by endpoint id (for an entry applied later). */
   private readonly enforcement = new Map<number, number>();
   private readonly remoteNodes: RemoteNodes;
+  /**
+   * What cilium_policy holds, by endpoint id and policyKeyId: read from the kernel once when the
+   * datapath starts (which adopts what an earlier run left), then kept in step with every write
+   * and delete this process makes (the agent is the map's only writer). setEndpointPolicy diffs
+   * against it instead of walking the whole map, so an update costs the endpoint's entries, not
+   * every endpoint's. A write that fails re-reads the kernel before failing closed.
+   */
+  private readonly policyMirror = new Map<number, Map<string, PolicyMapEntry>>();
+  private policyEntryCount = 0;
+  /** The mirror may differ from the kernel (a re-read failed): re-read before the next use. */
+  private policyMirrorStale = false;
 
   private constructor(
     readonly config: NodeDatapathConfig,
@@ -307,6 +319,7 @@ export class NodeDatapath {
         native,
         tcxSupported() ? "tcx" : "clsact",
       );
+      datapath.loadPolicyMirror();
       datapath.registerHostAddresses();
       datapath.attach(objects.host.program(HOST_PROGRAM), host, "egress");
       if (native) {
@@ -417,7 +430,7 @@ export class NodeDatapath {
         const keep = new Set<number>([...live.map((e) => e.id!), ...this.enforcement.keys()]);
         for (const { info } of this.listEndpoints()) keep.add(info.lxcId);
         const stale = new Set<number>();
-        for (const key of this.policy.keys()) if (!keep.has(key.endpointId)) stale.add(key.endpointId);
+        for (const id of this.policyMirror.keys()) if (!keep.has(id)) stale.add(id);
         const count = this.deletePolicyOf(stale);
         for (const id of [...stale].sort((a, b) => a - b)) removed.push(`policy entries of endpoint ${id} (${count.get(id) ?? 0})`);
       }
@@ -489,8 +502,9 @@ export class NodeDatapath {
 
   /**
    * Makes cilium_policy and the endpoint's enforcement bits say `policy`, writing only the
-   * difference against what the map holds for the endpoint now (so it converges after an agent
-   * restart too). Enforcement is set first: a direction becoming enforced was allowing
+   * difference against what the map holds for the endpoint now (the mirror, read from the kernel
+   * at start, so it converges after an agent restart too): the cost is this endpoint's entries,
+   * whatever the other endpoints hold. Enforcement is set first: a direction becoming enforced was allowing
    * everything, one becoming unenforced will. Entries are then written in an order under which
    * the endpoint never allows more than the old or the new policy (planPolicyUpdate).
    *
@@ -545,7 +559,9 @@ export class NodeDatapath {
     checkEndpointId(endpointId);
     const entry = this.listEndpoints().find((e) => e.info.lxcId === endpointId);
     const flags = entry ? entry.info.flags : (this.enforcement.get(endpointId) ?? 0);
-    const entries = this.readPolicy(endpointId).current.map((e) => policyRuleOf(e.key, e.deny));
+    const entries = this.readPolicyMap()
+      .filter((e) => e.key.endpointId === endpointId)
+      .map((e) => policyRuleOf(e.key, e.deny));
     return {
       ingressEnforced: (flags & EndpointFlags.PolicyIngress) !== 0,
       egressEnforced: (flags & EndpointFlags.PolicyEgress) !== 0,
@@ -558,29 +574,69 @@ export class NodeDatapath {
     return this.config.policyMaxEntries ?? this.policy.maxEntries;
   }
 
-  /** This endpoint's entries (normalized keys) and the number of entries of all endpoints. */
+  /** This endpoint's entries (normalized keys) and the number of entries of all endpoints, as the mirror holds them. */
   private readPolicy(endpointId: number): { current: PolicyMapEntry[]; total: number } {
-    const current: PolicyMapEntry[] = [];
-    let total = 0;
+    if (this.policyMirrorStale) this.loadPolicyMirror();
+    return { current: [...(this.policyMirror.get(endpointId)?.values() ?? [])], total: this.policyEntryCount };
+  }
+
+  /** Walks cilium_policy: every entry, normalized, with its verdict. */
+  private readPolicyMap(): PolicyMapEntry[] {
+    const entries: PolicyMapEntry[] = [];
     for (const key of this.policy.keys()) {
-      total++;
-      if (key.endpointId !== endpointId) continue;
       const value = this.policy.lookup(key);
-      if (value) current.push({ key: normalizePolicyKey(key), deny: (value.flags & PolicyEntryFlags.Deny) !== 0 });
+      if (value) entries.push({ key: normalizePolicyKey(key), deny: (value.flags & PolicyEntryFlags.Deny) !== 0 });
     }
-    return { current, total };
+    return entries;
+  }
+
+  /** (Re)builds the mirror from the kernel: at start, and after a write failed half-way. */
+  private loadPolicyMirror(): void {
+    this.policyMirrorStale = true;
+    const entries = this.readPolicyMap();
+    this.policyMirror.clear();
+    this.policyEntryCount = 0;
+    for (const entry of entries) this.mirrorWrite(entry);
+    this.policyMirrorStale = false;
+  }
+
+  private mirrorWrite(entry: PolicyMapEntry): void {
+    let entries = this.policyMirror.get(entry.key.endpointId);
+    if (!entries) this.policyMirror.set(entry.key.endpointId, (entries = new Map()));
+    const id = policyKeyId(entry.key);
+    if (!entries.has(id)) this.policyEntryCount++;
+    entries.set(id, entry);
+  }
+
+  private mirrorDelete(key: PolicyKeyValue): void {
+    const entries = this.policyMirror.get(key.endpointId);
+    if (!entries?.delete(policyKeyId(key))) return;
+    this.policyEntryCount--;
+    if (entries.size === 0) this.policyMirror.delete(key.endpointId);
+  }
+
+  /** Deletes one entry from the map and the mirror; false when the kernel did not have it. */
+  private deletePolicyEntry(key: PolicyKeyValue): boolean {
+    const deleted = this.policy.delete(key);
+    this.mirrorDelete(key);
+    return deleted;
   }
 
   private runPolicySteps(steps: PolicyPlan["steps"]): void {
     for (const step of steps) {
-      if (step.op === "write") this.policy.update(step.entry.key, { flags: step.entry.deny ? PolicyEntryFlags.Deny : 0 });
-      else this.policy.delete(step.key);
+      if (step.op === "write") {
+        this.policy.update(step.entry.key, { flags: step.entry.deny ? PolicyEntryFlags.Deny : 0 });
+        this.mirrorWrite(step.entry);
+      } else {
+        this.deletePolicyEntry(step.key);
+      }
     }
   }
 
   /** After a failed write: reach the fail-closed state from whatever the map holds now. */
   private failClosed(endpointId: number, desired: PolicyMapEntry[]): string {
     try {
+      this.loadPolicyMirror();
       const { current, total } = this.readPolicy(endpointId);
       const plan = planFailClosed({ current, desired, otherEntries: total - current.length, limit: this.policyLimit });
       this.runPolicySteps(plan.steps);
@@ -589,11 +645,12 @@ export class NodeDatapath {
         : "every allow entry of the endpoint removed";
     } catch {
       // Last resort: no allow of this endpoint survives (deletes only).
+      this.policyMirrorStale = true;
       let left = 0;
-      for (const entry of this.readPolicy(endpointId).current) {
-        if (entry.deny) continue;
+      for (const entry of this.readPolicyMap()) {
+        if (entry.deny || entry.key.endpointId !== endpointId) continue;
         try {
-          this.policy.delete(entry.key);
+          this.deletePolicyEntry(entry.key);
         } catch {
           left++;
         }
@@ -632,9 +689,9 @@ export class NodeDatapath {
   private deletePolicyOf(endpointIds: ReadonlySet<number>): Map<number, number> {
     const counts = new Map<number, number>();
     if (endpointIds.size === 0) return counts;
-    const doomed = [...this.policy.keys()].filter((key) => endpointIds.has(key.endpointId));
+    const doomed = [...endpointIds].flatMap((id) => [...(this.policyMirror.get(id)?.values() ?? [])].map((e) => e.key));
     for (const key of doomed) {
-      if (this.policy.delete(key)) counts.set(key.endpointId, (counts.get(key.endpointId) ?? 0) + 1);
+      if (this.deletePolicyEntry(key)) counts.set(key.endpointId, (counts.get(key.endpointId) ?? 0) + 1);
     }
     return counts;
   }

@@ -57,6 +57,27 @@ export class Repository {
     return this.swap([...kept, ...added], added.length);
   }
 
+  /**
+   * The rule list becomes `rules`, in one revision. A rule already in the repository (the very
+   * object, as rules() hands them out) keeps its stored form, so resolvers can tell which rules
+   * an endpoint selects really changed (compare StoredRule objects).
+   */
+  replaceAll(rules: readonly Rule[]): RepositoryChange {
+    const present = new Map(this.stored.map((s) => [s.compiled.rule, s]));
+    const revision = this.current + 1;
+    let added = 0;
+    const next = rules.map((rule) => {
+      const kept = present.get(rule);
+      if (kept) {
+        present.delete(rule);
+        return kept;
+      }
+      added++;
+      return { compiled: compileRule(rule), revision };
+    });
+    return this.swap(next, added);
+  }
+
   /** Removes the rules whose labels include all of `labels` (which must not be empty). */
   deleteByLabels(labels: LabelSet): RepositoryChange {
     if (labels.size === 0) throw new Error("deleting by labels needs at least one label; use deleteAll to remove every rule");

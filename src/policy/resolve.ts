@@ -124,13 +124,26 @@ class DirectionState {
 export class EndpointPolicy {
   /** Repository revision this was resolved at: resolve again when the repository moves on. */
   readonly revision: number;
+  /**
+   * The rules it was resolved from (those selecting the endpoint). While the repository's
+   * selecting rules are the same objects, only identity changes can alter the state.
+   */
+  readonly rules: ReadonlySet<StoredRule>;
   private readonly directions: Record<Direction, DirectionState>;
   private readonly current = new Map<string, PolicyEntry>();
 
-  constructor(revision: number, directions: Record<Direction, DirectionState>) {
+  constructor(revision: number, rules: readonly StoredRule[], directions: Record<Direction, DirectionState>) {
     this.revision = revision;
+    this.rules = new Set(rules);
     this.directions = directions;
     for (const d of DIRECTIONS) directions[d].addTo(this.current);
+  }
+
+  /** Whether `selecting` (the repository's rules selecting the endpoint now) are the rules this was resolved from. */
+  resolvedFrom(selecting: readonly StoredRule[]): boolean {
+    if (selecting.length !== this.rules.size) return false;
+    for (const rule of selecting) if (!this.rules.has(rule)) return false;
+    return true;
   }
 
   enforced(direction: Direction): boolean {
@@ -165,12 +178,17 @@ export class EndpointPolicy {
   }
 }
 
+/** The rules that apply to an endpoint: those selecting it ("never": none, not even deny rules). */
+export function selectingRules(repository: Repository, endpointLabels: LabelSet, options: ResolveOptions): StoredRule[] {
+  return options.enforcement === "never" ? [] : repository.selecting(endpointLabels);
+}
+
 export function resolvePolicy(repository: Repository, cache: SelectorCache, endpointLabels: LabelSet, options: ResolveOptions): EndpointPolicy {
-  // "never": no rule applies, not even deny rules; both directions get allow-all.
-  const selecting = options.enforcement === "never" ? [] : repository.selecting(endpointLabels);
+  // "never": both directions get allow-all.
+  const selecting = selectingRules(repository, endpointLabels, options);
   const state = (direction: Direction) => {
     const enforced = directionEnforced(selecting, direction, options.enforcement);
     return new DirectionState(direction, enforced, directionContributions(selecting, direction, enforced), cache, options.allowLocalhost ?? false);
   };
-  return new EndpointPolicy(repository.revision, { ingress: state("ingress"), egress: state("egress") });
+  return new EndpointPolicy(repository.revision, selecting, { ingress: state("ingress"), egress: state("egress") });
 }

@@ -106,9 +106,9 @@ spec:
     expect(flow.verdict).toBe(1);
     expect(flow.node_name).toBe("n1");
     expect(flow.source).toMatchObject({ namespace: "shop", pod_name: "client-0", identity: endpoints.get("client-0")!.identity });
-    expect(flow.source.labels).toEqual(expect.arrayContaining(["k8s:io.kubernetes.pod.namespace=shop", "unspec:app=client"]));
+    expect(flow.source.labels).toEqual(expect.arrayContaining(["k8s:io.kubernetes.pod.namespace=shop", "k8s:app=client"]));
     expect(flow.destination).toMatchObject({ namespace: "shop", pod_name: "server-0", identity: endpoints.get("server-0")!.identity, ID: endpoints.get("server-0")!.id });
-    expect(flow.destination.labels).toEqual(expect.arrayContaining(["k8s:io.kubernetes.pod.namespace=shop", "unspec:app=server"]));
+    expect(flow.destination.labels).toEqual(expect.arrayContaining(["k8s:io.kubernetes.pod.namespace=shop", "k8s:app=server"]));
     expect(flow.l4.TCP.flags.SYN).toBe(true);
     // The flow's time is the packet's, in wall-clock time.
     expect(Math.abs(flow.time.seconds - Date.now() / 1000)).toBeLessThan(30);
@@ -137,7 +137,7 @@ spec:
     await probeAsync(pods.get("client-0")!.netns, "tcp", gone.ip, 80, 500);
     const flow = await findFlow(`client-0 -> ${gone.ip}`, (f) => f.IP?.source === ip("client-0") && f.IP?.destination === gone.ip);
     expect(flow.destination).toMatchObject({ namespace: "billing", pod_name: "gone-0" });
-    expect(flow.destination.labels).toEqual(expect.arrayContaining(["k8s:io.kubernetes.pod.namespace=billing", "unspec:app=gone"]));
+    expect(flow.destination.labels).toEqual(expect.arrayContaining(["k8s:io.kubernetes.pod.namespace=billing", "k8s:app=gone"]));
     // The identity stays what the datapath saw: its address has left the ipcache, so world (as upstream).
     expect(flow.destination.identity).toBe(2);
   }, 30_000);

@@ -180,9 +180,9 @@ describePrivileged("identities and L3/L4 policy (real agent, real CNI plugin, re
     expect(byName("pay-0").identity).toBe(byName("pay-1").identity);
     expect(new Set(endpoints.map((e: any) => e.identity)).size).toBe(6);
     const list = cilium(["endpoint", "list"]).stdout;
-    expect(list).toMatch(new RegExp(`^${byName("db-0").id}\\s+Disabled\\s+Disabled\\s+${byName("db-0").identity}\\s+k8s:io\\.kubernetes\\.pod\\.namespace=shop`, "m"));
+    expect(list).toMatch(new RegExp(`^${byName("db-0").id}\\s+Disabled\\s+Disabled\\s+${byName("db-0").identity}\\s+k8s:app=db`, "m"));
     const identities = cilium(["identity", "list"]).stdout;
-    expect(identities).toMatch(new RegExp(`^${byName("audit-0").identity}\\s+k8s:io\\.kubernetes\\.pod\\.namespace=billing\\n\\s+unspec:app=audit`, "m"));
+    expect(identities).toMatch(new RegExp(`^${byName("audit-0").identity}\\s+k8s:app=audit\\n\\s+k8s:io\\.kubernetes\\.pod\\.namespace=billing`, "m"));
 
     expect(
       await mismatches(
@@ -288,17 +288,17 @@ web-0 -> api-0 tcp/9000 allow
     expect(await mismatches(cases("web-0 -> db-0 tcp/80 deny"))).toEqual([]);
     try {
       // web-0 becomes app=api (tier=front stays): a new identity, which db's policy selects.
-      const changed = cilium(["endpoint", "labels", web0, "--add", "app=api"]);
+      const changed = cilium(["endpoint", "labels", web0, "--add", "k8s:app=api"]);
       expect(changed.stderr).toBe("");
       const changedAt = Date.now();
       const now = identityOf(web0);
-      expect(now).toMatchObject({ state: "ready", labels: ["k8s:io.kubernetes.pod.namespace=shop", "unspec:app=api", "unspec:tier=front"] });
+      expect(now).toMatchObject({ state: "ready", labels: ["k8s:app=api", "k8s:io.kubernetes.pod.namespace=shop", "k8s:tier=front"] });
       expect(now.identity).not.toBe(before);
       expect(await probeAsync(pods.get("web-0")!.netns, "tcp", pods.get("db-0")!.ip, 80, 1000)).toBe(pods.get("web-0")!.ip);
       expect(Date.now() - changedAt).toBeLessThan(1500);
       expect(await mismatches(cases("web-1 -> db-0 tcp/80 deny"))).toEqual([]);
     } finally {
-      expect(cilium(["endpoint", "labels", web0, "--add", "app=web"]).exitCode).toBe(0);
+      expect(cilium(["endpoint", "labels", web0, "--add", "k8s:app=web"]).exitCode).toBe(0);
     }
     // Back to web's labels: web's identity (web-1 kept it), denied again at once.
     expect(identityOf(web0).identity).toBe(before);
@@ -613,6 +613,29 @@ host -> db-0 tcp/80 deny
 outside -> api-0 tcp/80 deny
 pay-0 -> ledger-0 tcp/80 allow
 web-0 -> pay-0 tcp/80 allow
+`,
+    );
+  }, 30_000);
+
+  test("Kubernetes NetworkPolicy with podSelector labels: the CNI's pods carry k8s labels, so the selectors select them", async () => {
+    await scenario(
+      `
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: db-from-api, namespace: shop }
+spec:
+  podSelector: { matchLabels: { app: db } }
+  ingress:
+    - from: [{ podSelector: { matchExpressions: [{ key: tier, operator: In, values: [back] }] } }]
+      ports: [{ protocol: TCP, port: 80 }]
+`,
+      `
+api-0 -> db-0 tcp/80 allow
+web-0 -> db-0 tcp/80 deny
+pay-0 -> db-0 tcp/80 deny
+api-0 -> db-0 tcp/9000 deny
+web-0 -> api-0 tcp/80 allow
+pay-0 -> web-1 tcp/80 allow
 `,
     );
   }, 30_000);

@@ -176,7 +176,7 @@ export class TestNode {
 
   /**
    * A pod: its own namespace, attached through CNI ADD. `labels` go in the network config's
-   * args.cni.labels (the CNI convention), which the plugin passes as source "unspec".
+   * args.cni.labels (the CNI convention), which the plugin passes as the pod's labels (source k8s).
    */
   addPod(name: string, namespace = "default", labels: Record<string, string> = {}): Pod {
     const netns = this.namespaces.create(`${this.options.name}-${name}`);

@@ -294,6 +294,75 @@ spec:
   });
 });
 
+describe("repository changes are incremental", () => {
+  const rule = (name: string, spec: object) => JSON.stringify({ apiVersion: "cilium.io/v2", kind: "CiliumNetworkPolicy", metadata: { name, namespace: "shop" }, spec });
+  const DB_FROM_WEB = (port: string) =>
+    rule("db", { endpointSelector: { matchLabels: { app: "db" } }, ingress: [{ fromEndpoints: [{ matchLabels: { app: "web" } }], toPorts: [{ ports: [{ port, protocol: "TCP" }] }] }] });
+  const CACHE_FROM_WEB = rule("cache", {
+    endpointSelector: { matchLabels: { app: "cache" } },
+    ingress: [{ fromEndpoints: [{ matchLabels: { app: "web" } }], toPorts: [{ ports: [{ port: "6379", protocol: "TCP" }] }] }],
+  });
+
+  test("a change to one rule resolves and writes only the endpoints it selects; the others realize the revision unwritten", async () => {
+    const web = await pod("web", "shop", ["app=web"]);
+    const db1 = await pod("db1", "shop", ["app=db"]);
+    const db2 = await pod("db2", "shop", ["app=db"]);
+    const cache = await pod("cache", "shop", ["app=cache"]);
+    await agent.policy.importPolicy(DB_FROM_WEB("5432"));
+    expect(agent.policy.lastChangeEffect.resolved).toEqual([db1.id, db2.id]);
+    await agent.policy.importPolicy(CACHE_FROM_WEB);
+    expect(agent.policy.lastChangeEffect).toMatchObject({ resolved: [cache.id], written: [cache.id] });
+
+    // Rule "db" changes port: web (its peer) and cache (selected by another rule) are left alone.
+    datapath.sequence.length = 0;
+    const { revision } = await agent.policy.importPolicy(DB_FROM_WEB("5433"), { replace: true });
+    expect(agent.policy.lastChangeEffect).toEqual({ revision, resolved: [db1.id, db2.id], written: [db1.id, db2.id] });
+    expect(datapath.sequence).toEqual([`setEndpointPolicy ${db1.id}`, `setEndpointPolicy ${db2.id}`]);
+    expect(entries(db1.id)).toEqual([`ingress ${web.identity} 6/5433/16 allow`]);
+    expect(entries(cache.id)).toEqual([`ingress ${web.identity} 6/6379/16 allow`]);
+    for (const id of [web.id, db1.id, db2.id, cache.id]) expect(agent.endpoints.get(String(id)).policy?.["realized-revision"]).toBe(revision);
+
+    // Deleting "cache" concerns the cache pod only.
+    await agent.policy.deletePolicy({ labels: ["k8s:io.cilium.k8s.policy.name=cache"] });
+    expect(agent.policy.lastChangeEffect).toMatchObject({ resolved: [cache.id], written: [cache.id] });
+    expect(enforcement(cache.id)).toBe("ingress off, egress off");
+    expect(entries(db2.id)).toEqual([`ingress ${web.identity} 6/5433/16 allow`]);
+
+    // Re-importing the same text is a new rule object: the endpoints it selects are resolved again, nothing changes for them.
+    await agent.policy.importPolicy(DB_FROM_WEB("5433"), { replace: true });
+    expect(agent.policy.lastChangeEffect).toMatchObject({ resolved: [db1.id, db2.id], written: [] });
+  });
+
+  test("an endpoint unconcerned by a change still takes the CIDR identities it brings (world includes them), and loses them with it", async () => {
+    const web = await pod("web", "shop", ["app=web"]);
+    const db = await pod("db", "shop", ["app=db"]);
+    await agent.policy.importPolicy(JSON.stringify([{ endpointSelector: { matchLabels: { app: "web" } }, egress: [{ toEntities: ["world"] }], labels: ["w=1"] }]));
+    expect(entries(web.id)).toEqual(["egress 2 0/0/0 allow"]);
+
+    await agent.policy.importPolicy(JSON.stringify([{ endpointSelector: { matchLabels: { app: "db" } }, egress: [{ toCIDR: ["192.168.0.0/16"] }], labels: ["c=1"] }]));
+    expect(agent.policy.lastChangeEffect).toMatchObject({ resolved: [db.id], written: [db.id, web.id].sort((a, b) => a - b) });
+    expect(entries(db.id)).toEqual([`egress ${LOCAL | 1} 0/0/0 allow`]);
+    expect(entries(web.id)).toEqual([`egress ${LOCAL | 1} 0/0/0 allow`, "egress 2 0/0/0 allow"]);
+
+    await agent.policy.deletePolicy({ labels: ["c=1"] });
+    expect(entries(web.id)).toEqual(["egress 2 0/0/0 allow"]);
+    expect(enforcement(db.id)).toBe("ingress off, egress off");
+  });
+
+  test("an endpoint whose write failed is retried by a change that does not concern it", async () => {
+    const web = await pod("web", "shop", ["app=web"]);
+    const db = await pod("db", "shop", ["app=db"]);
+    datapath.failures.set("setEndpointPolicy", "map full");
+    await agent.policy.importPolicy(DB_FROM_WEB("5432"));
+    expect(agent.endpoints.get(String(db.id)).policy?.error).toContain("map full");
+    datapath.failures.delete("setEndpointPolicy");
+    await agent.policy.importPolicy(CACHE_FROM_WEB);
+    expect(agent.policy.lastChangeEffect).toMatchObject({ resolved: [], written: [db.id] });
+    expect(agent.endpoints.get(String(db.id)).policy?.error).toBeUndefined();
+    expect(entries(db.id)).toEqual([`ingress ${web.identity} 6/5432/16 allow`]);
+  });
+});
+
 describe("enforcement modes", () => {
   test("always: every endpoint enforced, nothing allowed without a rule; never: nothing enforced, not even denies", async () => {
     agent = await openAgent({ enforcement: "always" });

@@ -51,8 +51,16 @@ describe("endpoint change request", () => {
       "netns-path": "/var/run/netns/p",
       "k8s-namespace": "shop",
       "k8s-pod-name": "web-0",
-      labels: ["k8s:io.kubernetes.pod.namespace=shop", "unspec:app=web"],
+      labels: ["k8s:io.kubernetes.pod.namespace=shop", "k8s:app=web"],
     });
+  });
+
+  test("a Kubernetes pod's labels carry source k8s, as upstream's; without a namespace they are unspec", () => {
+    const k8s = new Map([["K8S_POD_NAMESPACE", "shop"]]);
+    const labels = (cniArgs: Map<string, string>) => endpointRequest(attachment, { netnsPath: "/p", ip: "10.0.0.9", interfaces, cniArgs, labels: ["app=web", "tier=front"] }).labels;
+    expect(labels(k8s)).toEqual(["k8s:io.kubernetes.pod.namespace=shop", "k8s:app=web", "k8s:tier=front"]);
+    expect(labels(new Map([["K8S_POD_NAME", "web-0"]]))).toEqual(["unspec:app=web", "unspec:tier=front"]);
+    expect(labels(new Map())).toEqual(["unspec:app=web", "unspec:tier=front"]);
   });
 
   test("without Kubernetes args or labels those fields are absent", () => {

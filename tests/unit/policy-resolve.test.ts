@@ -1009,3 +1009,43 @@ describe("incremental identity changes", () => {
     expect(policy.state.size).toBe(size);
   });
 });
+
+describe("repository changes and the rules an endpoint was resolved from", () => {
+  const rules = (text: string) => parsePolicyText(text);
+  const labels = LabelSet.parse([`${NS}=shop`, "k8s:app=web"]);
+  const OPTIONS: ResolveOptions = { enforcement: "default" };
+
+  test("replaceAll keeps the stored form of rules handed back, so an endpoint they alone select is resolved from the same rules", () => {
+    const cache = new SelectorCache();
+    const repo = new Repository(cache);
+    repo.replaceAll(rules(`[{"endpointSelector":{"matchLabels":{"app":"web"}},"ingress":[{"fromEntities":["world"]}],"labels":["r=a"]},
+                            {"endpointSelector":{"matchLabels":{"app":"db"}},"ingress":[{"fromEntities":["host"]}],"labels":["r=b"]}]`));
+    const web = resolvePolicy(repo, cache, labels, OPTIONS);
+    const [a, b] = repo.rules().map((s) => s.compiled.rule);
+
+    // Rule b changes (a new object in its place): web still has exactly the rules it was resolved from.
+    expect(repo.replaceAll([a!, ...rules(`[{"endpointSelector":{"matchLabels":{"app":"db"}},"ingress":[{"fromEntities":["world"]}],"labels":["r=b"]}]`)]).revision).toBe(3);
+    expect(web.resolvedFrom(repo.selecting(labels))).toBe(true);
+    expect(repo.rules()[0]!.revision).toBe(2);
+
+    // The same text as rule a, imported again, is a new rule: web must be resolved again.
+    repo.replaceAll([...rules(`[{"endpointSelector":{"matchLabels":{"app":"web"}},"ingress":[{"fromEntities":["world"]}],"labels":["r=a"]}]`), b!]);
+    expect(web.resolvedFrom(repo.selecting(labels))).toBe(false);
+  });
+
+  test("a rule that starts or stops selecting the endpoint changes its rules; an unchanged list is no new revision", () => {
+    const cache = new SelectorCache();
+    const repo = new Repository(cache);
+    repo.replaceAll(rules(`[{"endpointSelector":{"matchLabels":{"app":"web"}},"ingress":[{}],"labels":["r=a"]}]`));
+    const web = resolvePolicy(repo, cache, labels, OPTIONS);
+    const current = repo.rules().map((s) => s.compiled.rule);
+    expect(repo.replaceAll(current).revision).toBe(2);
+    const added = [...current, ...rules(`[{"endpointSelector":{},"egress":[{}],"labels":["r=all"]}]`)];
+    repo.replaceAll(added);
+    expect(web.resolvedFrom(repo.selecting(labels))).toBe(false);
+    repo.replaceAll(current);
+    expect(web.resolvedFrom(repo.selecting(labels))).toBe(true);
+    repo.replaceAll([]);
+    expect(web.resolvedFrom(repo.selecting(labels))).toBe(false);
+  });
+});

@@ -12,6 +12,12 @@ export interface Label {
 
 export const DEFAULT_LABEL_SOURCE = "unspec";
 export const POD_NAMESPACE_LABEL = "io.kubernetes.pod.namespace";
+/**
+ * Keys Cilium derives from Kubernetes objects (namespace labels, service account, cluster, policy
+ * names): upstream strips them from pod labels. A pod carrying one could pose as another
+ * namespace or account in every selector, so an endpoint may not have them at all.
+ */
+const CILIUM_K8S_PREFIX = "io.cilium.k8s.";
 
 const SOURCE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const NO_SPACE = /^[^\s\p{Cc}=]*$/u;
@@ -48,6 +54,8 @@ export function endpointLabels(texts: readonly string[], podNamespace?: string):
     const parsed = parseLabel(text);
     if ("problem" in parsed) throw new AgentError("invalid", `labels[${index}] ${JSON.stringify(text)}: ${parsed.problem}`);
     const { label } = parsed;
+    const reserved = reservedKeyProblem(label);
+    if (reserved) throw new AgentError("invalid", `labels[${index}] ${JSON.stringify(text)}: ${reserved}`);
     const id = `${label.source}:${label.key}`;
     const seen = byKey.get(id);
     if (seen && seen.value !== label.value) {
@@ -64,6 +72,17 @@ export function endpointLabels(texts: readonly string[], podNamespace?: string):
     byKey.set(id, { source: "k8s", key: POD_NAMESPACE_LABEL, value: podNamespace });
   }
   return [...byKey.values()].map(formatLabel).sort();
+}
+
+/**
+ * Why a label may not be an endpoint's: a key only Cilium sets. The namespace key is only ever
+ * k8s-sourced (a selector key without source, which matches any source, would otherwise take an
+ * unspec one for the namespace).
+ */
+function reservedKeyProblem(label: Label): string | undefined {
+  if (label.key.startsWith(CILIUM_K8S_PREFIX)) return `keys under ${CILIUM_K8S_PREFIX} are derived by Cilium from Kubernetes objects, not given to an endpoint`;
+  if (label.key === POD_NAMESPACE_LABEL && label.source !== "k8s") return `the pod namespace is only ever the k8s:${POD_NAMESPACE_LABEL} label (from k8s-namespace)`;
+  return undefined;
 }
 
 /**
@@ -101,6 +120,8 @@ export function changeLabels(current: readonly string[], change: { add?: string[
   (change.add ?? []).forEach((text, index) => {
     const parsed = parseLabel(text);
     if ("problem" in parsed) throw new AgentError("invalid", `add[${index}] ${JSON.stringify(text)}: ${parsed.problem}`);
+    const reserved = reservedKeyProblem(parsed.label);
+    if (reserved) throw new AgentError("invalid", `add[${index}] ${JSON.stringify(text)}: ${reserved}`);
     const id = `${parsed.label.source}:${parsed.label.key}`;
     if (id === protectedId && parsed.label.value !== podNamespace) {
       throw new AgentError("invalid", `add[${index}] ${JSON.stringify(text)}: ${id} comes from the endpoint's k8s-namespace (${podNamespace}) and cannot be changed`);

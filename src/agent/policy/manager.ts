@@ -7,13 +7,16 @@
  * identity per prefix the rules name (CidrIdentityAllocator), each CIDR also in the ipcache. On
  * every change it re-resolves the endpoints concerned and writes each one's whole state with
  * setEndpointPolicy, which writes only the difference and converges against what the kernel holds.
+ * A repository change re-resolves only endpoints whose selecting rules changed; the others only
+ * take the identities that entered or left (new CIDR identities), and are written only if that
+ * changed their state.
  *
  * Order of writes, so that the kernel never allows more than the old or the new state:
  * - a new identity enters the selector cache and every endpoint's policy BEFORE an address maps
  *   to it in the ipcache; one going away leaves the ipcache first, the policies after;
  * - an endpoint's policy is written BEFORE the endpoint is applied (its first packet is judged);
- * - repository changes: new CIDR identities into the cache, every endpoint re-resolved and
- *   written, then their ipcache entries; CIDR identities no longer named leave the ipcache, then
+ * - repository changes: new CIDR identities into the cache, the endpoints concerned re-resolved
+ *   and written, then their ipcache entries; CIDR identities no longer named leave the ipcache, then
  *   the cache and the policies.
  *
  * The policy (rules and revision) is persisted before the repository changes (store.ts). A write
@@ -34,7 +37,7 @@ import { formatCidr, parseCidr, type Ipv4Cidr } from "../../net/ipv4.ts";
 import { formatIssue, PolicyValidationError } from "../../policy/errors.ts";
 import { parsePolicyText } from "../../policy/parse.ts";
 import { Repository } from "../../policy/repository.ts";
-import { resolvePolicy, type EndpointPolicy, type ResolveOptions } from "../../policy/resolve.ts";
+import { resolvePolicy, selectingRules, type EndpointPolicy, type ResolveOptions } from "../../policy/resolve.ts";
 import type { Rule } from "../../policy/rule.ts";
 import { SelectorCache } from "../../policy/selector-cache.ts";
 import { tracePolicy, type TraceResult } from "../../policy/trace.ts";
@@ -86,9 +89,20 @@ interface EndpointRecord {
   labels: LabelSet;
   identity: number;
   policy: EndpointPolicy;
+  /** Repository revision its policy is current for (moves on without a re-resolution when a change does not concern it). */
+  revision: number;
   status: EndpointPolicyStatus;
   /** Canonical text of the policy last written successfully (a repository change that leaves it alone costs no write). */
   written?: string;
+}
+
+/** What the last repository change did to the endpoints (ids in ascending order). */
+export interface RepositoryChangeEffect {
+  revision: number;
+  /** Endpoints whose selecting rules changed: resolved again. */
+  resolved: number[];
+  /** Endpoints whose policy was written to the datapath (resolved ones, and others that took new identities). */
+  written: number[];
 }
 
 export interface ImportOptions {
@@ -132,6 +146,7 @@ export class PolicyManager {
   /** Agent revision = repository revision + base (the repository restarts at 1). */
   private base = 0;
   private listener: PolicyOutcomeListener = () => undefined;
+  private effect: RepositoryChangeEffect = { revision: 0, resolved: [], written: [] };
 
   constructor(private readonly options: PolicyManagerOptions) {
     this.allocator = new IdentityAllocator(options.identityBackend);
@@ -335,10 +350,12 @@ export class PolicyManager {
       labels,
       identity: endpoint.identity,
       policy: resolvePolicy(this.repository, this.cache, labels, this.resolveOptions),
+      revision: this.repository.revision,
       status: previous?.status ?? { "realized-revision": 0, "ingress-enforced": false, "egress-enforced": false },
     };
     this.records.set(endpoint.id, record);
-    const outcome = await this.write(record);
+    const { status } = await this.write(record);
+    const outcome = { status };
     if (previous && previous.ipv4 !== endpoint.ipv4) await this.options.datapath.deleteIpcache(ipcacheKey(previous.ipv4));
     await this.options.datapath.upsertIpcache(ipcacheKey(endpoint.ipv4), endpoint.identity);
     return outcome;
@@ -361,6 +378,11 @@ export class PolicyManager {
   /** The rules in force, as JSON, with the revision. */
   policy(): { revision: number; policy: RuleJson[] } {
     return { revision: this.revision, policy: this.currentRules().map(ruleToJson) };
+  }
+
+  /** Which endpoints the last import or delete re-resolved and wrote. */
+  get lastChangeEffect(): RepositoryChangeEffect {
+    return { ...this.effect, resolved: [...this.effect.resolved], written: [...this.effect.written] };
   }
 
   get ruleCount(): number {
@@ -391,7 +413,9 @@ export class PolicyManager {
       const current = this.currentRules();
       const kept = current.filter((r) => !replaceWith.some((l) => r.labels.containsAll(l)));
       await this.change([...kept, ...rules]);
-      this.options.log.info(`imported ${rules.length} policy rules${kept.length < current.length ? `, replacing ${current.length - kept.length}` : ""}: revision ${this.revision}`);
+      this.options.log.info(
+        `imported ${rules.length} policy rules${kept.length < current.length ? `, replacing ${current.length - kept.length}` : ""}: revision ${this.revision}, ${describeEffect(this.effect)}`,
+      );
       return { revision: this.revision };
     });
   }
@@ -411,7 +435,7 @@ export class PolicyManager {
       }
       const deleted = current.length - next.length;
       if (deleted > 0) await this.change(next);
-      this.options.log.info(`deleted ${deleted} policy rules: revision ${this.revision}`);
+      this.options.log.info(`deleted ${deleted} policy rules: revision ${this.revision}${deleted > 0 ? `, ${describeEffect(this.effect)}` : ""}`);
       return { revision: this.revision, deleted };
     });
   }
@@ -470,8 +494,9 @@ export class PolicyManager {
     const json = rulesToJson(rules);
     await this.options.clusterPolicy?.publish({ revision: this.revision + 1, rules: json });
     this.store.save(this.revision + 1, json);
-    // One revision: every rule is replaced (selectors shared with the old rules stay cached).
-    this.repository.add(rules, { replaceWithLabels: LabelSet.empty });
+    // One revision; rules kept from the current list stay the same stored rules, which is how
+    // afterRepositoryChange tells the endpoints concerned from the others.
+    this.repository.replaceAll(rules);
     await this.afterRepositoryChange();
   }
 
@@ -479,10 +504,23 @@ export class PolicyManager {
     const wanted = new Map(this.repository.cidrPrefixes().map((c) => [formatCidr(c), c]));
     const added: number[] = [];
     for (const [prefix, cidr] of wanted) if (!this.cidrs.has(prefix)) added.push(this.acquireCidr(cidr));
+    const effect: RepositoryChangeEffect = { revision: this.revision, resolved: [], written: [] };
     for (const record of this.records.values()) {
-      record.policy = resolvePolicy(this.repository, this.cache, record.labels, this.resolveOptions);
-      await this.write(record);
+      const selecting = selectingRules(this.repository, record.labels, this.resolveOptions);
+      record.revision = this.repository.revision;
+      if (!record.policy.resolvedFrom(selecting)) {
+        record.policy = resolvePolicy(this.repository, this.cache, record.labels, this.resolveOptions);
+        effect.resolved.push(record.id);
+        if ((await this.write(record)).wrote) effect.written.push(record.id);
+      } else if (record.policy.updateIdentities(added).length > 0 || record.status.error !== undefined) {
+        if ((await this.write(record)).wrote) effect.written.push(record.id);
+      } else {
+        this.realized(record);
+      }
     }
+    effect.resolved.sort((a, b) => a - b);
+    effect.written.sort((a, b) => a - b);
+    this.effect = effect;
     for (const id of added) {
       const entry = [...this.cidrs.values()].find((c) => c.id === id)!;
       await this.options.datapath.upsertIpcache(formatCidr(entry.cidr), id);
@@ -526,11 +564,19 @@ export class PolicyManager {
     }
   }
 
+  /** A record whose written state is already its policy at its revision: the status says so. */
+  private realized(record: EndpointRecord): void {
+    const revision = record.revision + this.base;
+    if (record.status["realized-revision"] === revision) return;
+    record.status = { ...record.status, "realized-revision": revision };
+    this.listener(record.id, { status: { ...record.status } });
+  }
+
   /**
    * Writes a record's whole state (the datapath writes the difference against the kernel); a
    * state equal to the one last written needs no call. The outcome goes to the listener.
    */
-  private async write(record: EndpointRecord): Promise<PolicyOutcome> {
+  private async write(record: EndpointRecord): Promise<PolicyOutcome & { wrote: boolean }> {
     const desired = datapathPolicy(record.policy.state);
     const text = canonicalPolicy(desired);
     const status: EndpointPolicyStatus = {
@@ -538,22 +584,27 @@ export class PolicyManager {
       "ingress-enforced": desired.ingressEnforced,
       "egress-enforced": desired.egressEnforced,
     };
+    let wrote = false;
     try {
       if (record.written !== text || record.status.error !== undefined) {
+        wrote = true;
         record.written = undefined;
         await this.options.datapath.setEndpointPolicy(record.id, desired);
         record.written = text;
       }
-      status["realized-revision"] = record.policy.revision + this.base;
+      status["realized-revision"] = record.revision + this.base;
     } catch (error) {
       status.error = `its policy (${desired.entries.length} entries) could not be written, so it fails closed: ${errorMessage(error)}`;
       this.options.log.warn(`endpoint ${record.id}: ${status.error}`);
     }
     record.status = status;
-    const outcome = { status: { ...status } };
-    this.listener(record.id, outcome);
-    return outcome;
+    this.listener(record.id, { status: { ...status } });
+    return { status: { ...status }, wrote };
   }
+}
+
+function describeEffect(effect: RepositoryChangeEffect): string {
+  return `${effect.resolved.length} endpoints resolved again, ${effect.written.length} written`;
 }
 
 function canonicalPolicy(policy: DatapathPolicy): string {

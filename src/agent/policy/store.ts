@@ -38,15 +38,25 @@ export function rulesFromJson(list: readonly RuleJson[]): Rule[] {
  * policy).
  */
 export function rulesToJson(rules: readonly Rule[]): RuleJson[] {
-  const json = rules.map(ruleToJson);
-  const back = rulesFromJson(json);
-  for (let i = 0; i < rules.length; i++) {
-    if (ruleJsonText(back[i]!) !== ruleJsonText(rules[i]!)) {
-      throw new Error(`internal error: rule ${i} does not survive its JSON form unchanged: ${JSON.stringify(json[i])}`);
+  const fresh = [...new Set(rules.filter((r) => !checkedJson.has(r)))];
+  if (fresh.length > 0) {
+    const json = fresh.map(ruleToJson);
+    const back = rulesFromJson(json);
+    for (let i = 0; i < fresh.length; i++) {
+      if (ruleJsonText(back[i]!) !== ruleJsonText(fresh[i]!)) {
+        throw new Error(`internal error: rule ${rules.indexOf(fresh[i]!)} does not survive its JSON form unchanged: ${JSON.stringify(json[i])}`);
+      }
+      checkedJson.set(fresh[i]!, json[i]!);
     }
   }
-  return json;
+  return rules.map((r) => checkedJson.get(r)!);
 }
+
+/**
+ * Rules already turned into their checked JSON form. Rules are never changed once made, and an
+ * import hands the rules it keeps back as the same objects: only new rules cost a conversion.
+ */
+const checkedJson = new WeakMap<Rule, RuleJson>();
 
 export class PolicyStore {
   readonly path: string;
