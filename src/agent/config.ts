@@ -26,7 +26,7 @@ export interface AgentConfig {
   /** Group owning the API socket, by name, and its id. */
   socketGroup: string;
   socketGid: number;
-  /** This node's pod CIDR, canonical ("10.200.0.0/24"). */
+  /** This node's pod CIDR, canonical ("10.200.0.0/24"); "" until the operator allocates it (--kvstore etcd without --ipv4-range). */
   ipv4Range: string;
   mtu: number;
   enableIpv4Masquerade: boolean;
@@ -196,8 +196,7 @@ export const AGENT_OPTIONS = {
       host.groupId(DEFAULT_SOCKET_GROUP) !== undefined ? DEFAULT_SOCKET_GROUP : (host.groupName(host.primaryGid) ?? String(host.primaryGid)),
   }),
   "ipv4-range": option<string>({
-    description: "This node's IPv4 pod CIDR, e.g. 10.200.0.0/24 (required)",
-    required: "this node's pod CIDR, e.g. --ipv4-range 10.200.0.0/24",
+    description: "This node's IPv4 pod CIDR, e.g. 10.200.0.0/24 (required, unless --kvstore etcd: then the operator allocates it)",
     parse: (text) => {
       const value = String(text).trim();
       let cidr;
@@ -212,6 +211,7 @@ export const AGENT_OPTIONS = {
       }
       return { value: formatCidr(cidr) };
     },
+    fallback: () => "",
   }),
   mtu: option<number>({
     description: "MTU of the underlying network; pods get it less 50 bytes of VXLAN overhead in tunnel mode",
@@ -443,6 +443,9 @@ export function resolveAgentConfig(sources: ConfigSources, host: HostFacts): Age
     problems.push("--hubble-metrics needs --hubble-metrics-server, the address to serve them on");
   }
   const hubble = hubbleConfig(values, problems);
+  if (values["ipv4-range"] === "" && values.kvstore === "") {
+    problems.push("--ipv4-range is required: this node's pod CIDR, e.g. --ipv4-range 10.200.0.0/24 (or --kvstore etcd, and the operator's cluster pool allocates it)");
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const socketGroup = values["socket-group"] as string;

@@ -58,8 +58,7 @@ export interface Daemon {
 
 export async function startDaemon({ config, datapath, logger = defaultLogger }: DaemonOptions): Promise<Daemon> {
   const log = logger("daemon");
-  log.info(`starting the agent for node ${config.nodeName}, pod CIDR ${config.ipv4Range}`);
-  const ipam = Ipam.open(parseCidr(config.ipv4Range), config.stateDir);
+  log.info(`starting the agent for node ${config.nodeName}${config.ipv4Range ? `, pod CIDR ${config.ipv4Range}` : ""}`);
   const health = new HealthProblems();
   let monitor: MonitorHub | undefined;
   let monitorServer: MonitorServer | undefined;
@@ -71,7 +70,10 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     if (config.kvstore) {
       const { EtcdClusterState } = await import("./cluster/etcd-state.ts");
       cluster = await EtcdClusterState.connect({ kvstore: config.kvstore, nodeName: config.nodeName, podCidr: config.ipv4Range, devices: config.devices, health, logger });
+      if (!config.ipv4Range) config = { ...config, ipv4Range: await cluster.awaitPodCidr() };
     }
+    if (!config.ipv4Range) throw new Error("no pod CIDR: give --ipv4-range");
+    const ipam = Ipam.open(parseCidr(config.ipv4Range), config.stateDir);
     const identityBackend = cluster?.identities ?? EmbeddedIdentityBackend.open(config.stateDir);
     await datapath.start(config);
     monitor = new MonitorHub({ datapath, log: logger("monitor") });
@@ -93,6 +95,11 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     await policy.finishRestore(cluster ? { keepIpcache: (entry) => cluster!.isRemoteIpcacheEntry(entry) } : {});
     // Endpoints restored while etcd was unreachable get their identities when it answers.
     cluster?.session.onReconnect(() => endpoints.retryIdentities());
+    // Other nodes' pod CIDRs: the overlay (tunnel entries) or routes (native mode).
+    await cluster?.addNodeListener({
+      onNodeUpsert: (node) => (node.ipv4 ? datapath.upsertRemoteNode({ name: node.name, ipv4: node.ipv4, podCidrs: node.podCidrs }) : undefined),
+      onNodeDelete: (name) => datapath.deleteRemoteNode(name),
+    });
 
     const router = new Router();
     addDaemonRoutes(router, { config, status: () => collectStatus({ config, ipam, endpoints, datapath, health, policy, ...(cluster ? { kvstore: () => cluster!.status() } : {}) }) });
@@ -109,8 +116,9 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     try {
       // Loaded only when enabled: it brings grpc.
       if (config.hubble.enabled) {
-        const { startAgentHubble } = await import("./hubble/index.ts");
-        hubble = await startAgentHubble({ config, monitor: monitor!, endpoints, policy, log: logger("hubble") });
+        const [{ startAgentHubble }, { hubblePeers }] = await Promise.all([import("./hubble/index.ts"), import("./hubble/peers.ts")]);
+        const peers = await hubblePeers({ config, ...(cluster ? { cluster } : {}) });
+        hubble = await startAgentHubble({ config, monitor: monitor!, endpoints, policy, log: logger("hubble"), peers });
       }
       if (config.hubbleMetricsServer !== undefined) {
         const flows = hubble;

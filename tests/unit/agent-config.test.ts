@@ -94,7 +94,11 @@ describe("precedence: flags, then config dir, then environment", () => {
 
 describe("validation names the option, the value and the problem", () => {
   test("ipv4-range", () => {
-    expect(problemsOf({})).toEqual(["--ipv4-range is required: this node's pod CIDR, e.g. --ipv4-range 10.200.0.0/24"]);
+    expect(problemsOf({})).toEqual([
+      "--ipv4-range is required: this node's pod CIDR, e.g. --ipv4-range 10.200.0.0/24 (or --kvstore etcd, and the operator's cluster pool allocates it)",
+    ]);
+    // With etcd the operator allocates it: the agent waits for its CIDR.
+    expect(resolve({ flags: { "ipv4-range": undefined, kvstore: "etcd", "kvstore-opt": "etcd.address=http://10.99.0.1:2379" } }).ipv4Range).toBe("");
     expect(problemsOf({ flags: { "ipv4-range": "10.0.0.0/33" } })).toEqual(['--ipv4-range "10.0.0.0/33": prefix length must be 0-32']);
     expect(problemsOf({ flags: { "ipv4-range": "10.0.0.5/24" } })).toEqual(['--ipv4-range "10.0.0.5/24": has host bits set: the network is 10.0.0.0/24']);
     expect(problemsOf({ flags: { "ipv4-range": "10.0.0.0" } })).toEqual(['--ipv4-range "10.0.0.0": is not a CIDR: expected address/prefix-length']);

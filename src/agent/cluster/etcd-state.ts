@@ -17,6 +17,7 @@ import { EtcdIdentityBackend } from "../../kvstore/etcd/identities.ts";
 import { IpcachePublisher, RemoteIpcacheWatch } from "../../kvstore/etcd/ipcache.ts";
 import { NodeRegistry, type ClusterNode, type NodeListener } from "../../kvstore/etcd/nodes.ts";
 import { ClusterPolicyStore } from "../../kvstore/etcd/policy.ts";
+import { waitForPodCidr } from "../../kvstore/etcd/pod-cidrs.ts";
 import { EtcdSession } from "../../kvstore/etcd/session.ts";
 import type { Logger } from "../../logging/index.ts";
 import type { SubsystemStatus } from "../api/types.ts";
@@ -40,6 +41,7 @@ const NODE_HEALTH_INTERVAL_MS = 2_000;
 export interface EtcdStateOptions {
   kvstore: KvstoreConfig;
   nodeName: string;
+  /** This node's pod CIDR; "" when the operator allocates it (awaitPodCidr). */
   podCidr: string;
   /** --devices: the first one carries the node IP. */
   devices: readonly string[];
@@ -62,12 +64,14 @@ export class EtcdClusterState {
   private remoteEntries: (() => Map<string, number>) | undefined;
   private policy: PolicyManager | undefined;
   private nodeIp: string | undefined;
+  private podCidr: string;
   private healthTimer: ReturnType<typeof setInterval> | undefined;
 
   private constructor(
     readonly session: EtcdSession,
     private readonly options: EtcdStateOptions,
   ) {
+    this.podCidr = options.podCidr;
     const log = options.logger("kvstore");
     session.onStateChange((state, message) => {
       if (state === "ok") options.health.clear(KVSTORE_HEALTH_SUBJECT);
@@ -103,7 +107,7 @@ export class EtcdClusterState {
 
   /** The datapath for the policy manager: its endpoint ipcache writes are also published. */
   publishing(datapath: EndpointDatapath): EndpointDatapath {
-    return publishingDatapath(datapath, this.options.podCidr, this.publisher);
+    return publishingDatapath(datapath, this.podCidr, this.publisher);
   }
 
   /**
@@ -159,7 +163,23 @@ export class EtcdClusterState {
     const address = entry.cidr.endsWith("/32") ? entry.cidr.slice(0, -3) : undefined;
     if (address === undefined) return false;
     if (this.remoteEntries?.().has(address)) return true;
-    return this.session.state !== "ok" && entry.tunnelEndpoint !== undefined && !cidrContains(parseCidr(this.options.podCidr), parseIpv4(address));
+    return this.session.state !== "ok" && entry.tunnelEndpoint !== undefined && !cidrContains(parseCidr(this.podCidr), parseIpv4(address));
+  }
+
+  /**
+   * No --ipv4-range: registers this node without a pod CIDR and waits for the one the operator
+   * allocates from its cluster pool (etcd unreachable meanwhile: waits for it too).
+   */
+  async awaitPodCidr(): Promise<string> {
+    await this.nodes.update();
+    this.podCidr = await waitForPodCidr(this.session.client, this.options.nodeName, this.options.logger("ipam"));
+    this.options.logger("ipam").info(`pod CIDR ${this.podCidr} allocated by the operator`);
+    return this.podCidr;
+  }
+
+  /** This node's address between nodes, once startSync found it. */
+  get nodeAddress(): string | undefined {
+    return this.nodeIp;
   }
 
   /** Hears of every other node (now and on each change): the overlay's input. */
@@ -192,7 +212,7 @@ export class EtcdClusterState {
     return {
       name: this.options.nodeName,
       ...(this.nodeIp ? { ipv4: this.nodeIp } : {}),
-      podCidrs: [this.options.podCidr],
+      podCidrs: this.podCidr ? [this.podCidr] : [],
       health: this.options.health.list().some((p) => !p.startsWith(`${KVSTORE_HEALTH_SUBJECT}:`)) ? "Degraded" : "Ok",
     };
   }

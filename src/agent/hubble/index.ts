@@ -8,6 +8,7 @@
 import { chmodSync, chownSync, readFileSync, rmSync } from "node:fs";
 import type { Logger } from "../../logging/index.ts";
 import type { FlowRing } from "../../hubble/ring.ts";
+import type { PeerRegistry } from "../../hubble/peer/index.ts";
 import { startHubbleServer, type HubbleServer } from "../../hubble/server/index.ts";
 import { VERSION } from "../../version.ts";
 import { prepareSocketPath, SOCKET_MODE } from "../api/socket.ts";
@@ -35,6 +36,8 @@ export interface AgentHubbleOptions extends AgentResolverSources {
   config: AgentConfig;
   monitor: MonitorEvents;
   log: Logger;
+  /** The cluster's Hubble servers, served as the Peer service (the relay finds the nodes there). */
+  peers?: PeerRegistry;
 }
 
 function readPem(path: string, option: string): Buffer {
@@ -71,6 +74,7 @@ export async function startAgentHubble(options: AgentHubbleOptions): Promise<Age
       flowsRate: () => pipeline.flowsRate(),
       ...(listenAddress ? { listenAddress, address: listenAddress.startsWith(":") ? `0.0.0.0${listenAddress}` : listenAddress } : {}),
       ...(tls ? { tls } : {}),
+      ...(options.peers ? { peers: options.peers } : {}),
     });
     chownSync(socketPath, process.getuid?.() ?? 0, config.socketGid);
     chmodSync(socketPath, SOCKET_MODE);
