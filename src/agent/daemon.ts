@@ -8,12 +8,14 @@
 import { logger as defaultLogger, type Logger } from "../logging/index.ts";
 import { ApiLatencyHistogram } from "./api/metrics.ts";
 import { Router } from "./api/router.ts";
+import { addCniRoutes } from "./api/routes/cni.ts";
 import { addDaemonRoutes } from "./api/routes/daemon.ts";
 import { addEndpointRoutes } from "./api/routes/endpoint.ts";
 import { addIpamRoutes } from "./api/routes/ipam.ts";
 import { addPolicyRoutes } from "./api/routes/policy.ts";
 import { startApiServer } from "./api/server.ts";
 import { allowsLocalhost, type AgentConfig } from "./config.ts";
+import { CniAttachments } from "./cni/attachments.ts";
 import type { EndpointDatapath } from "./endpoint/datapath.ts";
 import { EndpointManager } from "./endpoint/manager.ts";
 import { Serial } from "./endpoint/serial.ts";
@@ -77,6 +79,8 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     addEndpointRoutes(router, endpoints);
     addIpamRoutes(router, { config, ipam, endpoints });
     addPolicyRoutes(router, { policy, endpoints });
+    const cniAttachments = new CniAttachments({ ipam, endpoints, mtu: config.mtu });
+    addCniRoutes(router, cniAttachments);
     const apiLatency = new ApiLatencyHistogram();
     const api = await startApiServer({ socketPath: config.socketPath, socketGid: config.socketGid, router, metrics: apiLatency, log: logger("api") });
 
@@ -92,6 +96,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
       stop: () =>
         (stopping ??= (async () => {
           await api.stop();
+          cniAttachments.close();
           monitor?.close();
           await datapath.stop();
           log.info("agent stopped");
