@@ -54,7 +54,8 @@ export class EndpointStore {
   }
 
   save(endpoint: Endpoint): void {
-    writeFileAtomic(this.pathOf(endpoint.id), `${JSON.stringify({ version: FORMAT_VERSION, endpoint }, null, 2)}\n`);
+    // Not durable across power loss: the endpoint's pod does not survive it either.
+    writeFileAtomic(this.pathOf(endpoint.id), `${JSON.stringify({ version: FORMAT_VERSION, endpoint }, null, 2)}\n`, { durable: false });
   }
 
   remove(id: number): void {

@@ -44,7 +44,8 @@ export class IpamStore {
   }
 
   save(state: IpamState): void {
-    writeFileAtomic(this.path, `${JSON.stringify({ version: FORMAT_VERSION, ...state }, null, 2)}\n`);
+    // Not durable across power loss: the pods holding these addresses do not survive it either.
+    writeFileAtomic(this.path, `${JSON.stringify({ version: FORMAT_VERSION, ...state }, null, 2)}\n`, { durable: false });
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * Files that are either wholly the old content or wholly the new, whenever the agent dies (even
  * kill -9, even power loss): write a temporary file beside the target, fsync it, rename it over
- * the target, fsync the directory so the rename itself is durable.
+ * the target, and (unless told otherwise) fsync the directory so the rename itself is durable.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
@@ -9,7 +9,19 @@ import { basename, dirname, join } from "node:path";
 const TEMP_MARKER = ".tmp-";
 let sequence = 0;
 
-export function writeFileAtomic(path: string, content: string, mode = 0o600): void {
+export interface AtomicWriteOptions {
+  mode?: number;
+  /**
+   * Whether the new content must survive power loss, not only a crash of the agent (default
+   * true): the directory is fsynced too, one journal commit more. Without it, power loss may
+   * bring back the previous content (never a torn file). State that describes the machine's
+   * running pods (IPAM, endpoints) can do without: after power loss those pods are gone.
+   */
+  durable?: boolean;
+}
+
+export function writeFileAtomic(path: string, content: string, options: AtomicWriteOptions = {}): void {
+  const { mode = 0o600, durable = true } = options;
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const temp = join(dir, `.${basename(path)}${TEMP_MARKER}${process.pid}-${++sequence}`);
@@ -28,7 +40,7 @@ export function writeFileAtomic(path: string, content: string, mode = 0o600): vo
     rmSync(temp, { force: true });
     throw error;
   }
-  syncDirectory(dir);
+  if (durable) syncDirectory(dir);
 }
 
 export function removeFileDurably(path: string): void {
