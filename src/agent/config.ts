@@ -34,6 +34,10 @@ export interface AgentConfig {
   allowLocalhost: AllowLocalhost;
   /** --bpf-policy-map-max: entries the policy map may hold, all endpoints together (undefined: the whole map). */
   policyMapMax?: number;
+  /** --conntrack-gc-interval in ms; undefined: dynamic. */
+  conntrackGcInterval?: number;
+  /** --conntrack-gc-max-interval in ms; undefined: the default ceiling (12 h). */
+  conntrackGcMaxInterval?: number;
   configDir?: string;
 }
 
@@ -197,6 +201,16 @@ export const AGENT_OPTIONS = {
     },
     fallback: () => 0,
   }),
+  "conntrack-gc-interval": option<number>({
+    description: "Interval of conntrack and masquerade garbage collection, such as 30s or 5m (default 0s: dynamic)",
+    parse: parseDurationMs,
+    fallback: () => 0,
+  }),
+  "conntrack-gc-max-interval": option<number>({
+    description: "Longest interval of the dynamic conntrack garbage collection (default 0s: 12h)",
+    parse: parseDurationMs,
+    fallback: () => 0,
+  }),
 } as const;
 
 export type AgentOptionName = keyof typeof AGENT_OPTIONS;
@@ -237,6 +251,8 @@ export function resolveAgentConfig(sources: ConfigSources, host: HostFacts): Age
     allowLocalhost: values["allow-localhost"] as AllowLocalhost,
   };
   if ((values["bpf-policy-map-max"] as number) > 0) config.policyMapMax = values["bpf-policy-map-max"] as number;
+  if ((values["conntrack-gc-interval"] as number) > 0) config.conntrackGcInterval = values["conntrack-gc-interval"] as number;
+  if ((values["conntrack-gc-max-interval"] as number) > 0) config.conntrackGcMaxInterval = values["conntrack-gc-max-interval"] as number;
   if (sources.configDir) config.configDir = sources.configDir.path;
   return config;
 }
@@ -256,6 +272,8 @@ export function configByOption(config: AgentConfig): Record<string, OptionValue>
     "enable-policy": config.enablePolicy,
     "allow-localhost": config.allowLocalhost,
     "bpf-policy-map-max": config.policyMapMax ?? 0,
+    "conntrack-gc-interval": formatDurationMs(config.conntrackGcInterval ?? 0),
+    "conntrack-gc-max-interval": formatDurationMs(config.conntrackGcMaxInterval ?? 0),
   };
   if (config.configDir !== undefined) options[CONFIG_DIR_OPTION] = config.configDir;
   return options;
@@ -290,6 +308,24 @@ function option<T extends OptionValue>(spec: Omit<OptionSpec<T>, "type"> & { typ
 function absolutePath(text: string | boolean): Parsed<string> {
   const path = String(text).trim();
   return isAbsolute(path) ? { value: normalize(path) } : { problem: "must be an absolute path" };
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Go's time.ParseDuration forms ("30s", "1m30s", "500ms", "0"), as upstream's duration flags take them; whole ms. */
+function parseDurationMs(text: string | boolean): Parsed<number> {
+  const value = String(text).trim();
+  if (value === "0") return { value: 0 };
+  const part = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
+  if (!new RegExp(`^(?:${part.source})+$`).test(value)) return { problem: "must be a duration such as 30s, 5m or 1h30m" };
+  let ms = 0;
+  for (const match of value.matchAll(part)) ms += Number(match[1]) * DURATION_UNITS_MS[match[2]!]!;
+  return { value: Math.round(ms) };
+}
+
+/** "0s", "30s", "3600s", "1500ms". */
+function formatDurationMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 /** Go's strconv.ParseBool forms, which upstream's ConfigMaps use. */

@@ -16,6 +16,7 @@ import { addPolicyRoutes } from "./api/routes/policy.ts";
 import { startApiServer } from "./api/server.ts";
 import { allowsLocalhost, type AgentConfig } from "./config.ts";
 import { CniAttachments } from "./cni/attachments.ts";
+import { ConntrackGc } from "./conntrack-gc.ts";
 import type { EndpointDatapath } from "./endpoint/datapath.ts";
 import { EndpointManager } from "./endpoint/manager.ts";
 import { Serial } from "./endpoint/serial.ts";
@@ -55,10 +56,12 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
   const ipam = Ipam.open(parseCidr(config.ipv4Range), config.stateDir);
   const health = new HealthProblems();
   let monitor: MonitorHub | undefined;
+  let conntrackGc: ConntrackGc | undefined;
   try {
     const identityBackend = EmbeddedIdentityBackend.open(config.stateDir);
     await datapath.start(config);
     monitor = new MonitorHub({ datapath, log: logger("monitor") });
+    conntrackGc = new ConntrackGc({ bpfRoot: config.bpfRoot, intervalMs: config.conntrackGcInterval ?? 0, maxIntervalMs: config.conntrackGcMaxInterval ?? 0, log: logger("ct-gc") });
     const serial = new Serial();
     const policy = new PolicyManager({
       datapath,
@@ -75,7 +78,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     await policy.finishRestore();
 
     const router = new Router();
-    addDaemonRoutes(router, { config, status: () => collectStatus({ config, ipam, endpoints, datapath, health, policy }) });
+    addDaemonRoutes(router, { config, status: () => collectStatus({ config, ipam, endpoints, datapath, health, policy, conntrackGc }) });
     addEndpointRoutes(router, endpoints);
     addIpamRoutes(router, { config, ipam, endpoints });
     addPolicyRoutes(router, { policy, endpoints });
@@ -83,6 +86,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     addCniRoutes(router, cniAttachments);
     const apiLatency = new ApiLatencyHistogram();
     const api = await startApiServer({ socketPath: config.socketPath, socketGid: config.socketGid, router, metrics: apiLatency, log: logger("api") });
+    conntrackGc?.start();
 
     let stopping: Promise<void> | undefined;
     return {
@@ -96,6 +100,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
       stop: () =>
         (stopping ??= (async () => {
           await api.stop();
+          conntrackGc?.stop();
           cniAttachments.close();
           monitor?.close();
           await datapath.stop();
@@ -104,6 +109,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     };
   } catch (error) {
     // Release what start() took; the datapath's kernel state stays, as on any stop.
+    conntrackGc?.stop();
     monitor?.close();
     await datapath.stop().catch((stopError) => log.warn("the datapath did not stop cleanly", stopError));
     throw error;

@@ -3,6 +3,7 @@ import { release } from "node:os";
 import { VERSION, GIT_COMMIT } from "../version.ts";
 import type { AgentHealthState, StatusResponse } from "./api/types.ts";
 import type { AgentConfig } from "./config.ts";
+import type { ConntrackGc } from "./conntrack-gc.ts";
 import type { EndpointDatapath } from "./endpoint/datapath.ts";
 import type { EndpointManager } from "./endpoint/manager.ts";
 import { errorMessage } from "./errors.ts";
@@ -17,9 +18,10 @@ export interface StatusSources {
   datapath: EndpointDatapath;
   health: HealthProblems;
   policy?: PolicyManager;
+  conntrackGc?: ConntrackGc;
 }
 
-export async function collectStatus({ config, ipam, endpoints, datapath, health, policy }: StatusSources): Promise<StatusResponse> {
+export async function collectStatus({ config, ipam, endpoints, datapath, health, policy, conntrackGc }: StatusSources): Promise<StatusResponse> {
   const datapathStatus = await datapath.status().then(
     (details) => ({ state: "Ok" as const, msg: "", details }),
     (error) => ({ state: "Failure" as const, msg: `the datapath cannot report its status: ${errorMessage(error)}`, details: {} }),
@@ -43,6 +45,7 @@ export async function collectStatus({ config, ipam, endpoints, datapath, health,
     },
     endpoints: { total: Object.values(byState).reduce((sum, ids) => sum + ids.length, 0), "by-state": byState },
     ...(policy ? { policy: { revision: policy.revision, rules: policy.ruleCount, enforcement: policy.enforcement } } : {}),
+    ...(conntrackGc ? { "conntrack-gc": conntrackGc.status() } : {}),
     problems,
   };
 }

@@ -30,6 +30,7 @@ const lib = dlopen("libc.so.6", {
   unlink: { args: [ptr], returns: i32 },
   read: { args: [i32, ptr, u64], returns: i64 },
   write: { args: [i32, ptr, u64], returns: i64 },
+  clock_gettime: { args: [i32, ptr], returns: i32 },
 });
 
 export const libc = lib.symbols;
@@ -52,6 +53,7 @@ export function cString(value: string): Buffer {
   return Buffer.from(`${value}\0`, "utf8");
 }
 
+export const CLOCK_MONOTONIC = 1;
 export const AF_NETLINK = 16;
 export const SOCK_RAW = 3;
 export const SOCK_DGRAM = 2;

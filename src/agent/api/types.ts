@@ -196,8 +196,21 @@ export interface StatusResponse {
   endpoints: { total: number; "by-state": Partial<Record<EndpointState, number[]>> };
   /** The policy repository: its revision, its rule count, --enable-policy. */
   policy?: { revision: number; rules: number; enforcement: string };
+  /** Conntrack and masquerade garbage collection. */
+  "conntrack-gc"?: ConntrackGcStatus;
   /** Why the agent is not Ok, one line each. */
   problems: string[];
+}
+
+/** The conntrack GC's interval (current, when dynamic), passes so far and what the last one found and deleted. */
+export interface ConntrackGcStatus {
+  interval: string;
+  dynamic: boolean;
+  runs: number;
+  "total-deleted": number;
+  "last-run"?: string;
+  last?: { "ct-entries": number; "ct-deleted": number; "nat-entries": number; "nat-deleted": number };
+  error?: string;
 }
 
 /** GET /v1/config: the effective configuration, by upstream option name. */
