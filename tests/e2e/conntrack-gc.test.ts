@@ -125,11 +125,14 @@ describePrivileged("conntrack and masquerade GC (real agent, real kernel)", () =
     const toOutside = startStream(client.netns, outsideIp, PORT, 20);
     await Bun.sleep(500);
     await gcPasses(3);
+    const stoppedAt = Date.now();
     const [podStream, outsideStream] = await Promise.all([toPod.stop(), toOutside.stop()]);
     for (const stream of [podStream, outsideStream]) {
       expect(stream.closed).toBe(false);
       expect(stream.sent).toBeGreaterThan(50);
-      expect(stream.received).toBeGreaterThanOrEqual(stream.sent - 2);
+      // Answers kept coming to the end; only the last few, in flight at the stop, may be missing.
+      expect(stream.received).toBeGreaterThanOrEqual(stream.sent - 10);
+      expect(stream.lastReceivedAt!).toBeGreaterThan(stoppedAt - 1000);
     }
     // Both connections' entries were live through the passes; the agent's GC ran meanwhile.
     const entries = maps.ct.batchLookup().map(([key]) => key);
