@@ -54,7 +54,7 @@ export class EndpointStore {
   }
 
   save(endpoint: Endpoint): void {
-    // Not durable across power loss: the endpoint's pod does not survive it either.
+    // Atomic, not durable: see AtomicWriteOptions.durable (the endpoint's pod dies with the machine).
     writeFileAtomic(this.pathOf(endpoint.id), `${JSON.stringify({ version: FORMAT_VERSION, endpoint }, null, 2)}\n`, { durable: false });
   }
 

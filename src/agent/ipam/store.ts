@@ -44,7 +44,7 @@ export class IpamStore {
   }
 
   save(state: IpamState): void {
-    // Not durable across power loss: the pods holding these addresses do not survive it either.
+    // Atomic, not durable: see AtomicWriteOptions.durable (the pods holding these addresses die with the machine).
     writeFileAtomic(this.path, `${JSON.stringify({ version: FORMAT_VERSION, ...state }, null, 2)}\n`, { durable: false });
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Files that are either wholly the old content or wholly the new, whenever the agent dies (even
- * kill -9, even power loss): write a temporary file beside the target, fsync it, rename it over
- * the target, and (unless told otherwise) fsync the directory so the rename itself is durable.
+ * kill -9, and for durable files even power loss): write a temporary file beside the target,
+ * fsync it, rename it over the target, fsync the directory so the rename itself is durable.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
@@ -12,10 +12,12 @@ let sequence = 0;
 export interface AtomicWriteOptions {
   mode?: number;
   /**
-   * Whether the new content must survive power loss, not only a crash of the agent (default
-   * true): the directory is fsynced too, one journal commit more. Without it, power loss may
-   * bring back the previous content (never a torn file). State that describes the machine's
-   * running pods (IPAM, endpoints) can do without: after power loss those pods are gone.
+   * Whether the file must survive power loss, not only a crash of the agent (default true): the
+   * file and then its directory are fsynced. Without them the rename is still atomic for any
+   * process (a restarted agent reads the old content or the new, never a mix: the page cache
+   * outlives kill -9), at no journal commit. State that lives as long as the machine's pods
+   * (IPAM, endpoints) needs no more: power loss ends those pods too, and the default state dir
+   * /var/run/cilium is a tmpfs, where fsync does nothing and nothing survives a reboot.
    */
   durable?: boolean;
 }
@@ -31,7 +33,7 @@ export function writeFileAtomic(path: string, content: string, options: AtomicWr
       const bytes = Buffer.from(content);
       let written = 0;
       while (written < bytes.length) written += writeSync(fd, bytes, written);
-      fsyncSync(fd);
+      if (durable) fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
