@@ -42,6 +42,10 @@ export interface AgentConfig {
   monitorAggregation: MonitorAggregationLevel;
   /** --monitor-socket-path: where `cilium monitor` reads the event stream. */
   monitorSocketPath: string;
+  /** --conntrack-gc-interval in ms; undefined: dynamic. */
+  conntrackGcInterval?: number;
+  /** --conntrack-gc-max-interval in ms; undefined: the default ceiling (12 h). */
+  conntrackGcMaxInterval?: number;
   configDir?: string;
   /** --prometheus-serve-addr: where the agent serves its metrics ("host:port", ":port"); undefined: off. */
   prometheusServeAddr?: string;
@@ -417,6 +421,16 @@ export const AGENT_OPTIONS = {
     },
     fallback: () => 15_000,
   }),
+  "conntrack-gc-interval": option<number>({
+    description: "Interval of conntrack and masquerade garbage collection, such as 30s or 5m (default 0s: dynamic)",
+    parse: parseDurationMs,
+    fallback: () => 0,
+  }),
+  "conntrack-gc-max-interval": option<number>({
+    description: "Longest interval of the dynamic conntrack garbage collection (default 0s: 12h)",
+    parse: parseDurationMs,
+    fallback: () => 0,
+  }),
 } as const;
 
 export type AgentOptionName = keyof typeof AGENT_OPTIONS;
@@ -468,6 +482,8 @@ export function resolveAgentConfig(sources: ConfigSources, host: HostFacts): Age
     hubble: hubble!,
   };
   if ((values["bpf-policy-map-max"] as number) > 0) config.policyMapMax = values["bpf-policy-map-max"] as number;
+  if ((values["conntrack-gc-interval"] as number) > 0) config.conntrackGcInterval = values["conntrack-gc-interval"] as number;
+  if ((values["conntrack-gc-max-interval"] as number) > 0) config.conntrackGcMaxInterval = values["conntrack-gc-max-interval"] as number;
   if (sources.configDir) config.configDir = sources.configDir.path;
   if (values["prometheus-serve-addr"]) config.prometheusServeAddr = values["prometheus-serve-addr"] as string;
   if (values["hubble-metrics-server"]) config.hubbleMetricsServer = values["hubble-metrics-server"] as string;
@@ -528,6 +544,8 @@ export function configByOption(config: AgentConfig): Record<string, OptionValue>
     "hubble-tls-key-file": config.hubble.tls?.keyFile ?? "",
     "hubble-tls-client-ca-files": config.hubble.tls?.clientCaFiles ?? [],
     "hubble-event-buffer-capacity": config.hubble.eventBufferCapacity,
+    "conntrack-gc-interval": formatDurationMs(config.conntrackGcInterval ?? 0),
+    "conntrack-gc-max-interval": formatDurationMs(config.conntrackGcMaxInterval ?? 0),
   };
   if (config.ipv4NativeRoutingCidr !== undefined) options["ipv4-native-routing-cidr"] = config.ipv4NativeRoutingCidr;
   if (config.configDir !== undefined) options[CONFIG_DIR_OPTION] = config.configDir;
@@ -629,6 +647,24 @@ function optionalListenAddress(text: string | boolean): Parsed<string> {
   if (value === "") return { value };
   const parsed = parseListenAddress(value);
   return "problem" in parsed ? parsed : { value };
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Go's time.ParseDuration forms ("30s", "1m30s", "500ms", "0"), as upstream's duration flags take them; whole ms. */
+function parseDurationMs(text: string | boolean): Parsed<number> {
+  const value = String(text).trim();
+  if (value === "0") return { value: 0 };
+  const part = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
+  if (!new RegExp(`^(?:${part.source})+$`).test(value)) return { problem: "must be a duration such as 30s, 5m or 1h30m" };
+  let ms = 0;
+  for (const match of value.matchAll(part)) ms += Number(match[1]) * DURATION_UNITS_MS[match[2]!]!;
+  return { value: Math.round(ms) };
+}
+
+/** "0s", "30s", "3600s", "1500ms". */
+function formatDurationMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 /** Go's strconv.ParseBool forms, which upstream's ConfigMaps use. */

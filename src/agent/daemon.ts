@@ -8,12 +8,15 @@
 import { logger as defaultLogger, type Logger } from "../logging/index.ts";
 import { ApiLatencyHistogram } from "./api/metrics.ts";
 import { Router } from "./api/router.ts";
+import { addCniRoutes } from "./api/routes/cni.ts";
 import { addDaemonRoutes } from "./api/routes/daemon.ts";
 import { addEndpointRoutes } from "./api/routes/endpoint.ts";
 import { addIpamRoutes } from "./api/routes/ipam.ts";
 import { addPolicyRoutes } from "./api/routes/policy.ts";
 import { startApiServer } from "./api/server.ts";
-import { allowsLocalhost, type AgentConfig } from "./config.ts";
+import { allowsLocalhost, podMtu, type AgentConfig } from "./config.ts";
+import { CniAttachments } from "./cni/attachments.ts";
+import { ConntrackGc } from "./conntrack-gc.ts";
 import type { EndpointDatapath } from "./endpoint/datapath.ts";
 import { EndpointManager } from "./endpoint/manager.ts";
 import { Serial } from "./endpoint/serial.ts";
@@ -66,6 +69,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
   let hubble: AgentHubble | undefined;
   let hubbleMetrics: RunningHubbleMetrics | undefined;
   let cluster: EtcdClusterState | undefined;
+  let conntrackGc: ConntrackGc | undefined;
   try {
     if (config.kvstore) {
       const { EtcdClusterState } = await import("./cluster/etcd-state.ts");
@@ -77,6 +81,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     const identityBackend = cluster?.identities ?? EmbeddedIdentityBackend.open(config.stateDir);
     await datapath.start(config);
     monitor = new MonitorHub({ datapath, log: logger("monitor") });
+    conntrackGc = new ConntrackGc({ bpfRoot: config.bpfRoot, intervalMs: config.conntrackGcInterval ?? 0, maxIntervalMs: config.conntrackGcMaxInterval ?? 0, log: logger("ct-gc") });
     const serial = new Serial();
     const policy = new PolicyManager({
       datapath: cluster ? cluster.publishing(datapath) : datapath,
@@ -102,10 +107,15 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     });
 
     const router = new Router();
-    addDaemonRoutes(router, { config, status: () => collectStatus({ config, ipam, endpoints, datapath, health, policy, ...(cluster ? { kvstore: () => cluster!.status() } : {}) }) });
+    addDaemonRoutes(router, {
+      config,
+      status: () => collectStatus({ config, ipam, endpoints, datapath, health, policy, conntrackGc, ...(cluster ? { kvstore: () => cluster!.status() } : {}) }),
+    });
     addEndpointRoutes(router, endpoints);
     addIpamRoutes(router, { config, ipam, endpoints });
     addPolicyRoutes(router, { policy, endpoints });
+    const cniAttachments = new CniAttachments({ ipam, endpoints, mtu: podMtu(config) });
+    addCniRoutes(router, cniAttachments);
     const apiLatency = new ApiLatencyHistogram();
     monitorServer = await startMonitorServer({ socketPath: config.monitorSocketPath, socketGid: config.socketGid, monitor, log: logger("monitor") });
     if (config.prometheusServeAddr !== undefined) {
@@ -130,6 +140,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
       await api.stop();
       throw error;
     }
+    conntrackGc?.start();
 
     let stopping: Promise<void> | undefined;
     return {
@@ -150,6 +161,8 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
           await hubbleMetrics?.stop();
           await hubble?.stop();
           await cluster?.stop();
+          conntrackGc?.stop();
+          cniAttachments.close();
           monitor?.close();
           await datapath.stop();
           log.info("agent stopped");
@@ -161,6 +174,7 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     await metrics?.stop();
     await hubbleMetrics?.stop();
     await hubble?.stop();
+    conntrackGc?.stop();
     monitor?.close();
     await cluster?.stop().catch((stopError) => log.warn("the kvstore connection did not close cleanly", stopError));
     await datapath.stop().catch((stopError) => log.warn("the datapath did not stop cleanly", stopError));

@@ -3,6 +3,7 @@ import { release } from "node:os";
 import { VERSION, GIT_COMMIT } from "../version.ts";
 import type { AgentHealthState, StatusResponse, SubsystemStatus } from "./api/types.ts";
 import type { AgentConfig } from "./config.ts";
+import type { ConntrackGc } from "./conntrack-gc.ts";
 import type { EndpointDatapath } from "./endpoint/datapath.ts";
 import type { EndpointManager } from "./endpoint/manager.ts";
 import { errorMessage } from "./errors.ts";
@@ -19,9 +20,10 @@ export interface StatusSources {
   policy?: PolicyManager;
   /** --kvstore: the kvstore connection's state. */
   kvstore?: () => SubsystemStatus;
+  conntrackGc?: ConntrackGc;
 }
 
-export async function collectStatus({ config, ipam, endpoints, datapath, health, policy, kvstore }: StatusSources): Promise<StatusResponse> {
+export async function collectStatus({ config, ipam, endpoints, datapath, health, policy, kvstore, conntrackGc }: StatusSources): Promise<StatusResponse> {
   const datapathStatus = await datapath.status().then(
     (details) => ({ state: "Ok" as const, msg: "", details }),
     (error) => ({ state: "Failure" as const, msg: `the datapath cannot report its status: ${errorMessage(error)}`, details: {} }),
@@ -45,6 +47,7 @@ export async function collectStatus({ config, ipam, endpoints, datapath, health,
     },
     endpoints: { total: Object.values(byState).reduce((sum, ids) => sum + ids.length, 0), "by-state": byState },
     ...(policy ? { policy: { revision: policy.revision, rules: policy.ruleCount, enforcement: policy.enforcement } } : {}),
+    ...(conntrackGc ? { "conntrack-gc": conntrackGc.status() } : {}),
     problems,
   };
 }

@@ -1,6 +1,6 @@
 /**
  * GC: removes every attachment the agent knows that the runtime no longer lists in
- * cni.dev/valid-attachments: its endpoint (the agent releases its IPs) and its host veth.
+ * cni.dev/valid-attachments, as DEL does (the agent removes its endpoint, IP and host veth).
  * Endpoints without a container (the agent's own, such as health) are never touched.
  *
  * Every endpoint of this agent is taken to belong to this network: the endpoint does not record
@@ -8,13 +8,11 @@
  */
 import { AgentClient } from "../agent/api/client.ts";
 import type { Endpoint } from "../agent/api/types.ts";
-import { attachmentKey, hostInterfaceName, type Attachment } from "./attachment.ts";
+import { attachmentKey, type Attachment } from "./attachment.ts";
 import type { NetworkConfig } from "./config.ts";
 import type { CniEnvironment } from "./env.ts";
-import { agentError, ignoreNotFound, interfaceError } from "./errors.ts";
-import { openHostNetlink } from "./sandbox.ts";
+import { agentError } from "./errors.ts";
 import { CniError, CniErrorCode } from "./spec.ts";
-import { deleteLinkIfPresent } from "./veth.ts";
 
 export async function gc(_env: CniEnvironment, config: NetworkConfig): Promise<undefined> {
   if (!config.validAttachments) {
@@ -30,29 +28,18 @@ export async function gc(_env: CniEnvironment, config: NetworkConfig): Promise<u
   }
   const stale = endpoints.flatMap((endpoint) => {
     const attachment = attachmentOf(endpoint);
-    return attachment && !valid.has(attachmentKey(attachment)) ? [{ endpoint, attachment }] : [];
+    return attachment && !valid.has(attachmentKey(attachment)) ? [attachment] : [];
   });
   if (stale.length === 0) return undefined;
 
   const failures: CniError[] = [];
-  const host = openHostNetlink("GC");
-  try {
-    for (const { endpoint, attachment } of stale) {
-      const operation = `GC ${attachmentKey(attachment)}`;
-      try {
-        await ignoreNotFound(agent.deleteEndpoint(endpoint.id));
-      } catch (error) {
-        failures.push(agentError(error, `${operation}: delete endpoint ${endpoint.id}`));
-      }
-      const hostName = hostInterfaceName(attachment);
-      try {
-        deleteLinkIfPresent(host, hostName);
-      } catch (error) {
-        failures.push(interfaceError(error, `${operation}: delete veth ${hostName}`));
-      }
+  for (const attachment of stale) {
+    const key = attachmentKey(attachment);
+    try {
+      await agent.cniDetach(key);
+    } catch (error) {
+      failures.push(agentError(error, `GC ${key}: remove the attachment`));
     }
-  } finally {
-    host.close();
   }
   const [first, ...more] = failures;
   if (first && more.length === 0) throw first;

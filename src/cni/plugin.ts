@@ -3,11 +3,13 @@
  * runs the command and answers on stdout exactly as the spec says — a result, or an error JSON
  * with a non-zero exit. Nothing escapes as a stack trace.
  */
+import { readFileSync } from "node:fs";
 import { assertCommandInVersion, CniError, CniErrorCode, CNI_VERSION_LATEST, SUPPORTED_VERSIONS, type CniCommand } from "./spec.ts";
 import { readCommand, readEnvironment, type CniEnvironment } from "./env.ts";
 import { decodeConfig, parseNetworkConfig, type NetworkConfig } from "./config.ts";
 import { commandHandlers } from "./commands.ts";
 import { VERSION } from "../version.ts";
+import { mark, timingReport } from "./timing.ts";
 
 export interface CniIo {
   env: Record<string, string | undefined>;
@@ -39,7 +41,9 @@ export async function runCni(io: CniIo, handlers: CniHandlers): Promise<number> 
       return 0;
     }
     const env = readEnvironment(command, io.env);
-    const raw = decodeConfig(await io.readStdin());
+    const stdin = await io.readStdin();
+    mark("plugin: stdin read");
+    const raw = decodeConfig(stdin);
     if (typeof raw.cniVersion === "string") cniVersion = raw.cniVersion;
     const config = parseNetworkConfig(raw);
     assertCommandInVersion(command, config.cniVersion);
@@ -64,16 +68,21 @@ export async function runCni(io: CniIo, handlers: CniHandlers): Promise<number> 
  * node:tty is not imported to ask whether stdin is a terminal: a runtime always provides it).
  */
 export async function main(handlers: CniHandlers = commandHandlers): Promise<number> {
+  mark("plugin: main");
   const pending: Promise<number>[] = [];
   const code = await runCni(
     {
       env: process.env,
-      readStdin: () => Bun.stdin.text(),
+      // A blocking read: the config is small, and Bun.stdin's stream costs a fresh process ~1.5 ms.
+      readStdin: async () => readFileSync(0, "utf8"),
       writeStdout: (text) => void pending.push(Bun.write(Bun.stdout, text)),
       writeStderr: (text) => void pending.push(Bun.write(Bun.stderr, text)),
     },
     handlers,
   );
+  mark("plugin: done");
+  const timing = timingReport();
+  if (timing) pending.push(Bun.write(Bun.stderr, timing));
   await Promise.all(pending);
   return code;
 }

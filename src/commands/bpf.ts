@@ -62,11 +62,57 @@ const policyGet = defineCommand({
   },
 });
 
+/** Reads both maps from their pins, so it works without the agent; JSON keeps the raw values. */
+async function listConntrack(which: "ct" | "nat", args: { "bpf-root": string; output?: string }): Promise<void> {
+  try {
+    const [{ openConntrackMaps }, { monotonicNs }, format] = await Promise.all([
+      import("../datapath/conntrack-gc.ts"),
+      import("../datapath/clock.ts"),
+      import("../agent/cli/conntrack-format.ts"),
+    ]);
+    const maps = openConntrackMaps(args["bpf-root"]);
+    try {
+      const now = monotonicNs();
+      const lines =
+        which === "ct"
+          ? maps.ct.batchLookup().map(([key, entry]) => ({ key, entry, text: format.formatCtEntry(key, entry, now) }))
+          : maps.snat.batchLookup().map(([key, entry]) => ({ key, entry, text: format.formatNatEntry(key, entry) }));
+      lines.sort((a, b) => a.text.localeCompare(b.text, "en", { numeric: true }));
+      if (args.output === "json") {
+        const replacer = (_key: string, value: unknown) => (typeof value === "bigint" ? value.toString() : value);
+        console.log(JSON.stringify(lines.map(({ key, entry }) => ({ key, entry })), replacer, 2));
+      } else if (lines.length > 0) console.log(lines.map((line) => line.text).join("\n"));
+    } finally {
+      maps.close();
+    }
+  } catch (error) {
+    console.error(`cannot list the ${which === "ct" ? "conntrack" : "NAT"} table: ${(error as Error).message}`);
+    process.exitCode = 1;
+  }
+}
+
+const ctListGlobal = defineCommand({
+  meta: { name: "global", description: "List the global connection tracking table (cilium_ct4_global)" },
+  args: bpfRootArg,
+  run: ({ args }) => listConntrack("ct", args),
+});
+
+const natList = defineCommand({
+  meta: { name: "list", description: "List the masquerade table (cilium_snat_v4_external)" },
+  args: bpfRootArg,
+  run: ({ args }) => listConntrack("nat", args),
+});
+
 export default defineCommand({
   meta: { name: "bpf", description: "Direct access to local BPF maps" },
   subCommands: {
     endpoint: defineCommand({ meta: { name: "endpoint", description: "Local endpoint map" }, subCommands: { list: endpointList } }),
     policy: defineCommand({ meta: { name: "policy", description: "Local policy map" }, subCommands: { get: policyGet } }),
     ipcache: defineCommand({ meta: { name: "ipcache", description: "IP cache map" }, subCommands: { list: ipcacheList } }),
+    ct: defineCommand({
+      meta: { name: "ct", description: "Connection tracking tables" },
+      subCommands: { list: defineCommand({ meta: { name: "list", description: "List connection tracking entries" }, subCommands: { global: ctListGlobal } }) },
+    }),
+    nat: defineCommand({ meta: { name: "nat", description: "NAT mapping tables" }, subCommands: { list: natList } }),
   },
 });

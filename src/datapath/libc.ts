@@ -35,6 +35,7 @@ const lib = dlopen("libc.so.6", {
   mmap: { args: [ptr, u64, i32, i32, i32, i64], returns: i64 },
   munmap: { args: [ptr, u64], returns: i32 },
   sysconf: { args: [i32], returns: i64 },
+  clock_gettime: { args: [i32, ptr], returns: i32 },
 });
 
 export const libc = lib.symbols;
@@ -57,6 +58,7 @@ export function cString(value: string): Buffer {
   return Buffer.from(`${value}\0`, "utf8");
 }
 
+export const CLOCK_MONOTONIC = 1;
 export const AF_NETLINK = 16;
 export const SOCK_RAW = 3;
 export const SOCK_DGRAM = 2;

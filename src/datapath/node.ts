@@ -438,9 +438,9 @@ export class NodeDatapath {
     });
   }
 
-  /** The endpoints map as the kernel holds it. */
+  /** The endpoints map as the kernel holds it (read in batches: every policy write scans it). */
   listEndpoints(): { ip: string; info: EndpointInfoValue }[] {
-    return [...this.endpoints.entries()].map(([key, info]) => ({ ip: key.ip4, info }));
+    return this.endpoints.batchLookup().map(([key, info]) => ({ ip: key.ip4, info }));
   }
 
   /* ---- ipcache ------------------------------------------------------------------------ */

@@ -4,7 +4,7 @@
  * events through the agent's monitor hub and the Hubble parser without a kernel.
  */
 
-import { monotonicNanos } from "../../src/datapath/clock.ts";
+import { monotonicNs } from "../../src/datapath/clock.ts";
 
 export const EVENT_RECORD_LEN = 176;
 export const EVENT_DROP = 1;
@@ -52,7 +52,7 @@ export function eventRecord(h: EventHeader, packet: Uint8Array): Uint8Array {
   v.setUint8(26, h.reason ?? 0);
   v.setUint8(27, h.flags ?? 0);
   v.setUint32(28, h.ifindex ?? 0, true);
-  v.setBigUint64(32, h.ktime ?? monotonicNanos(), true);
+  v.setBigUint64(32, h.ktime ?? monotonicNs(), true);
   v.setUint16(44, h.line ?? 0, true);
   v.setUint8(46, h.file ?? 0);
   buf.set(packet.subarray(0, cap), 48);

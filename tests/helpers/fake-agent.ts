@@ -1,12 +1,18 @@
 /**
  * A stand-in for the agent's REST API on a unix socket, for driving the real CNI plugin in tests:
  * IPAM from a tiny pool, an endpoint map, health, and switches that make a chosen call fail.
- * Deleting an endpoint releases the IPs of its owner, as the agent does.
+ * Deleting an endpoint releases the IPs of its owner, as the agent does. The CNI routes
+ * (/v1/cni/attachment/...) run the agent's real attachment code (veth plumbing in the kernel,
+ * rollback) over this fake IPAM and endpoint map.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Router } from "../../src/agent/api/router.ts";
+import { addCniRoutes } from "../../src/agent/api/routes/cni.ts";
 import type { Endpoint, EndpointChangeRequest, EndpointState, IpamResponse } from "../../src/agent/api/types.ts";
+import { CniAttachments } from "../../src/agent/cni/attachments.ts";
+import { AgentError } from "../../src/agent/errors.ts";
 
 /** API calls a test can make fail. */
 export type FakeAgentCall = "healthz" | "allocateIp" | "releaseIp" | "listEndpoints" | "getEndpoint" | "putEndpoint" | "deleteEndpoint";
@@ -35,6 +41,8 @@ export class FakeAgent {
   private readonly pool: string[];
   private readonly server: ReturnType<typeof Bun.serve>;
   private nextEndpointId = 1;
+  private readonly attachments: CniAttachments;
+  private readonly cniRoutes = new Router();
 
   constructor(options: FakeAgentOptions = {}) {
     this.cidr = options.cidr ?? "10.244.7.0/29";
@@ -48,10 +56,32 @@ export class FakeAgent {
     this.pool = Array.from({ length: size - 3 }, (_, i) => address(i + 2));
     this.dir = mkdtempSync(join(tmpdir(), "fake-agent-"));
     this.socketPath = join(this.dir, "cilium.sock");
+    const agent = this;
+    this.attachments = new CniAttachments({
+      ipam: {
+        gateway: this.gateway,
+        allocate: (owner) => this.allocateAddress(owner),
+        releaseOwner: (owner) => this.releaseOwner(owner),
+      },
+      endpoints: {
+        get: (reference) => {
+          const endpoint = this.find(reference);
+          if (!endpoint) throw new AgentError("not-found", `endpoint ${reference} not found`);
+          return endpoint;
+        },
+        create: async (reference, change) => this.createEndpoint(reference, change),
+        delete: async (reference) => this.deleteEndpoint(reference),
+      },
+      get mtu() {
+        return agent.mtu;
+      },
+    });
+    addCniRoutes(this.cniRoutes, this.attachments);
     this.server = Bun.serve({ unix: this.socketPath, fetch: (request) => this.handle(request) });
   }
 
   stop(): void {
+    this.attachments.close();
     this.server.stop(true);
     rmSync(this.dir, { recursive: true, force: true });
   }
@@ -69,6 +99,8 @@ export class FakeAgent {
     const url = new URL(request.url);
     const body = request.method === "PUT" || request.method === "POST" ? await request.text() : "";
     this.requests.push({ method: request.method, path: url.pathname + url.search, body: body ? JSON.parse(body) : undefined });
+    const cni = this.cniRoutes.match(request.method, url.pathname);
+    if (cni.found) return cni.handler(new Request(request.url, { method: request.method, body: body || undefined }), cni.params, url);
     const [, version, resource, rawId] = url.pathname.split("/");
     const id = rawId === undefined ? undefined : decodeURIComponent(rawId);
     if (version !== "v1") return error(404, "not found");
@@ -108,6 +140,46 @@ export class FakeAgent {
       "host-addressing": { ipv4: { ip: this.gateway, enabled: true } },
     };
     return Response.json(answer, { status: 201 });
+  }
+
+  private allocateAddress(owner: string): string {
+    const failure = this.failures.get("allocateIp");
+    if (failure) throw new AgentError(failure.status === 507 ? "exhausted" : "datapath", failure.message);
+    const ip = this.pool.find((candidate) => !this.allocations.has(candidate));
+    if (!ip) throw new AgentError("exhausted", `IPAM pool ${this.cidr} exhausted: no free address for ${owner}`);
+    this.allocations.set(ip, owner);
+    return ip;
+  }
+
+  private releaseOwner(owner: string): string | undefined {
+    const failure = this.failures.get("releaseIp");
+    for (const [ip, holder] of this.allocations) {
+      if (holder !== owner) continue;
+      if (failure) throw new Error(failure.message);
+      this.allocations.delete(ip);
+      return ip;
+    }
+    return undefined;
+  }
+
+  private createEndpoint(reference: string, change: EndpointChangeRequest): Endpoint {
+    const failure = this.failures.get("putEndpoint");
+    if (failure) throw new AgentError(failure.status === 409 ? "conflict" : "datapath", failure.message);
+    const response = this.put(reference, change);
+    if (response.status !== 201) throw new AgentError("conflict", `endpoint ${reference} already exists`);
+    return this.endpoints.get(reference)!;
+  }
+
+  private deleteEndpoint(reference: string): void {
+    const failure = this.failures.get("deleteEndpoint");
+    if (failure) throw new AgentError("datapath", failure.message);
+    const endpoint = this.find(reference);
+    if (endpoint) {
+      this.delete(reference);
+      return;
+    }
+    const owner = reference.replace(/^cni-attachment-id:/, "");
+    if (this.releaseOwner(owner) === undefined) throw new AgentError("not-found", `endpoint ${reference} not found`);
   }
 
   private find(id: string): Endpoint | undefined {

@@ -187,7 +187,14 @@ describePrivileged("cilium-cni against a fake agent", () => {
       "k8s-pod-name": "web-0",
       labels: ["k8s:io.kubernetes.pod.namespace=shop"],
     });
-    expect(agent.requests.find((q) => q.method === "POST")!.path).toBe(`/v1/ipam?family=ipv4&owner=${encodeURIComponent(`${p.containerId}:eth0`)}`);
+    // One request: the agent does the plumbing.
+    expect(agent.requests).toEqual([
+      {
+        method: "PUT",
+        path: `/v1/cni/attachment/${encodeURIComponent(`${p.containerId}:eth0`)}`,
+        body: { "netns-path": p.path, "k8s-namespace": "shop", "k8s-pod-name": "web-0", labels: ["k8s:io.kubernetes.pod.namespace=shop"] },
+      },
+    ]);
   });
 
   test("results follow the config's cniVersion", async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { attachmentKey, endpointId, hostInterfaceName, temporaryPeerName } from "../../src/cni/attachment.ts";
 import { validInterfaceName } from "../../src/cni/env.ts";
-import { endpointRequest } from "../../src/cni/endpoint-request.ts";
+import { endpointLabels } from "../../src/cni/endpoint-request.ts";
 
 const attachment = { containerId: "0123456789abcdef0123456789abcdef", ifname: "eth0" };
 
@@ -31,24 +31,14 @@ describe("attachment naming", () => {
   });
 });
 
-describe("endpoint change request", () => {
-  const interfaces = { host: { name: "lxc0123456789a", index: 42, mac: "aa:00:00:00:00:01" }, pod: { mac: "aa:00:00:00:00:02" } };
-
-  test("carries both interfaces, the IP, the netns and the Kubernetes pod", () => {
+describe("endpoint labels from CNI_ARGS and the network config", () => {
+  test("carry the Kubernetes namespace (as a label too) and pod name, and the config's labels", () => {
     const args = new Map([
       ["IgnoreUnknown", "1"],
       ["K8S_POD_NAMESPACE", "shop"],
       ["K8S_POD_NAME", "web-0"],
     ]);
-    expect(endpointRequest(attachment, { netnsPath: "/var/run/netns/p", ip: "10.0.0.9", interfaces, cniArgs: args, labels: ["app=web"] })).toEqual({
-      "container-id": attachment.containerId,
-      "container-interface-name": "eth0",
-      "interface-name": "lxc0123456789a",
-      "interface-index": 42,
-      mac: "aa:00:00:00:00:02",
-      "host-mac": "aa:00:00:00:00:01",
-      addressing: { ipv4: "10.0.0.9" },
-      "netns-path": "/var/run/netns/p",
+    expect(endpointLabels(args, ["app=web"])).toEqual({
       "k8s-namespace": "shop",
       "k8s-pod-name": "web-0",
       labels: ["k8s:io.kubernetes.pod.namespace=shop", "k8s:app=web"],
@@ -57,16 +47,13 @@ describe("endpoint change request", () => {
 
   test("a Kubernetes pod's labels carry source k8s, as upstream's; without a namespace they are unspec", () => {
     const k8s = new Map([["K8S_POD_NAMESPACE", "shop"]]);
-    const labels = (cniArgs: Map<string, string>) => endpointRequest(attachment, { netnsPath: "/p", ip: "10.0.0.9", interfaces, cniArgs, labels: ["app=web", "tier=front"] }).labels;
+    const labels = (cniArgs: Map<string, string>) => endpointLabels(cniArgs, ["app=web", "tier=front"]).labels;
     expect(labels(k8s)).toEqual(["k8s:io.kubernetes.pod.namespace=shop", "k8s:app=web", "k8s:tier=front"]);
     expect(labels(new Map([["K8S_POD_NAME", "web-0"]]))).toEqual(["unspec:app=web", "unspec:tier=front"]);
     expect(labels(new Map())).toEqual(["unspec:app=web", "unspec:tier=front"]);
   });
 
   test("without Kubernetes args or labels those fields are absent", () => {
-    const request = endpointRequest(attachment, { netnsPath: "/p", ip: "10.0.0.9", interfaces, cniArgs: new Map(), labels: [] });
-    expect("k8s-namespace" in request).toBe(false);
-    expect("k8s-pod-name" in request).toBe(false);
-    expect("labels" in request).toBe(false);
+    expect(endpointLabels(new Map(), [])).toEqual({});
   });
 });

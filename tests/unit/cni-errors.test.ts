@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { AgentApiError, AgentUnreachableError } from "../../src/agent/api/client.ts";
 import { parseNetworkConfig } from "../../src/cni/config.ts";
-import { agentError, ignoreNotFound, interfaceError, isConflict, isNotFound } from "../../src/cni/errors.ts";
+import { agentError, interfaceError, isNotFound } from "../../src/cni/errors.ts";
 import { Rollback } from "../../src/cni/rollback.ts";
 import { assertCommandInVersion, CniError } from "../../src/cni/spec.ts";
 import { SyscallError } from "../../src/datapath/errors.ts";
@@ -29,12 +29,17 @@ describe("agent failures as CNI errors", () => {
     expect(agentError(new Error("weird"), "step").code).toBe(5);
   });
 
-  test("404 and 409 are recognised; ignoreNotFound swallows only 404", async () => {
+  test("404 is recognised", () => {
     expect(isNotFound(new AgentApiError(404, "no"))).toBe(true);
     expect(isNotFound(new AgentApiError(500, "no"))).toBe(false);
-    expect(isConflict(new AgentApiError(409, "exists"))).toBe(true);
-    await ignoreNotFound(Promise.reject(new AgentApiError(404, "no")));
-    await expect(ignoreNotFound(Promise.reject(new AgentApiError(500, "no")))).rejects.toThrow("no");
+  });
+
+  test("the /v1/cni routes' own CNI code and details are answered as they are", () => {
+    const body = { code: 507, message: "allocate an IP: IPAM pool 10.0.0.0/29 is exhausted", "cni-code": 100, details: "rollback incomplete: x" };
+    const error = agentError(new AgentApiError(507, body.message, body), "ADD c:eth0");
+    expect(error.code).toBe(100);
+    expect(error.message).toBe("ADD c:eth0: allocate an IP: IPAM pool 10.0.0.0/29 is exhausted");
+    expect(error.details).toBe("rollback incomplete: x");
   });
 });
 

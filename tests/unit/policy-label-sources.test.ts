@@ -7,19 +7,16 @@
  */
 import { describe, expect, test } from "bun:test";
 import { changeLabels, endpointLabels } from "../../src/agent/endpoint/labels.ts";
-import { endpointRequest } from "../../src/cni/endpoint-request.ts";
+import { endpointLabels as cniEndpointLabels } from "../../src/cni/endpoint-request.ts";
 import { LabelSet } from "../../src/identity/labels.ts";
 import { parsePolicyText } from "../../src/policy/parse.ts";
 import type { Rule } from "../../src/policy/rule.ts";
 import type { EndpointSelector } from "../../src/policy/selector.ts";
 
-const attachment = { containerId: "0123456789abcdef0123456789abcdef", ifname: "eth0" };
-const interfaces = { host: { name: "lxc0123456789a", index: 42, mac: "aa:00:00:00:00:01" }, pod: { mac: "aa:00:00:00:00:02" } };
-
 /** The labels the agent gives a pod the CNI plugin registers (CNI_ARGS namespace, config labels). */
 function cniPod(namespace: string | undefined, labels: Record<string, string>): LabelSet {
   const cniArgs = new Map(namespace ? [["K8S_POD_NAMESPACE", namespace], ["K8S_POD_NAME", "p"]] : []);
-  const request = endpointRequest(attachment, { netnsPath: "/p", ip: "10.0.0.9", interfaces, cniArgs, labels: Object.entries(labels).map(([k, v]) => `${k}=${v}`) });
+  const request = cniEndpointLabels(cniArgs, Object.entries(labels).map(([k, v]) => `${k}=${v}`));
   return LabelSet.parse(endpointLabels(request.labels ?? [], request["k8s-namespace"]));
 }
 

@@ -4,6 +4,8 @@
  */
 import type {
   AgentConfiguration,
+  CniAttachment,
+  CniAttachRequest,
   ApiError,
   Endpoint,
   EndpointChangeRequest,
@@ -120,6 +122,14 @@ export class AgentClient {
   }
   deleteEndpoint(id: string | number) {
     return this.request<void>("DELETE", `/endpoint/${encodeURIComponent(String(id))}`);
+  }
+  /** The CNI plugin's ADD, done by the agent; `attachment` is "<container id>:<ifname>". */
+  cniAttach(attachment: string, request: CniAttachRequest) {
+    return this.request<CniAttachment>("PUT", `/cni/attachment/${encodeURIComponent(attachment)}`, request);
+  }
+  /** The CNI plugin's DEL: idempotent. */
+  cniDetach(attachment: string) {
+    return this.request<void>("DELETE", `/cni/attachment/${encodeURIComponent(attachment)}`);
   }
   patchEndpointLabels(id: string | number, change: EndpointLabelsChange) {
     return this.request<Endpoint>("PATCH", `/endpoint/${encodeURIComponent(String(id))}/labels`, change);

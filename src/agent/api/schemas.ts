@@ -6,7 +6,7 @@ import { z } from "zod";
 import { isInterfaceName } from "../config.ts";
 import { AgentError } from "../errors.ts";
 import { isIpv4 } from "../../net/ipv4.ts";
-import type { Endpoint, EndpointChangeRequest, EndpointLabelsChange, EndpointState, PolicyTraceRequest } from "./types.ts";
+import type { CniAttachRequest, Endpoint, EndpointChangeRequest, EndpointLabelsChange, EndpointState, PolicyTraceRequest } from "./types.ts";
 
 /** The CNI spec's container id: alphanumerics, '_', '.', '-', starting alphanumeric. */
 const containerId = z
@@ -40,6 +40,14 @@ export const endpointChangeRequestSchema = z.object({
   "k8s-pod-name": kubernetesName.optional(),
   labels: z.array(z.string()).max(256, { error: "at most 256 labels" }).optional(),
 }) satisfies z.ZodType<EndpointChangeRequest>;
+
+export const cniAttachRequestSchema = z.object({
+  "netns-path": absolutePath,
+  mtu: z.number().int().min(68, { error: "must be at least 68" }).optional(),
+  "k8s-namespace": kubernetesName.optional(),
+  "k8s-pod-name": kubernetesName.optional(),
+  labels: z.array(z.string()).max(256, { error: "at most 256 labels" }).optional(),
+}) satisfies z.ZodType<CniAttachRequest>;
 
 const endpointStates = ["waiting-for-identity", "not-ready", "regenerating", "ready", "disconnecting", "disconnected"] as const satisfies readonly EndpointState[];
 

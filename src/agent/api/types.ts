@@ -38,6 +38,35 @@ export interface EndpointChangeRequest {
   labels?: string[];
 }
 
+/**
+ * PUT /v1/cni/attachment/{container-id}:{ifname}: the CNI plugin's ADD, carried out by the agent
+ * (IP, veth pair into the pod, endpoint). See src/agent/cni/attachments.ts for why.
+ */
+export interface CniAttachRequest {
+  "netns-path": string;
+  /** Overrides the agent's MTU (the network config's "mtu"). */
+  mtu?: number;
+  "k8s-namespace"?: string;
+  "k8s-pod-name"?: string;
+  labels?: string[];
+}
+
+/** The answer to a CniAttachRequest: the endpoint (host veth, MACs, address) and the pod's gateway and MTU. */
+export interface CniAttachment {
+  endpoint: Endpoint;
+  gateway: string;
+  mtu: number;
+}
+
+/**
+ * The error body of the /v1/cni routes: ApiError plus the CNI error code the plugin answers
+ * with, and what a rollback could not undo.
+ */
+export interface CniApiError extends ApiError {
+  "cni-code": number;
+  details?: string;
+}
+
 export interface Endpoint {
   id: number;
   state: EndpointState;
@@ -167,8 +196,21 @@ export interface StatusResponse {
   endpoints: { total: number; "by-state": Partial<Record<EndpointState, number[]>> };
   /** The policy repository: its revision, its rule count, --enable-policy. */
   policy?: { revision: number; rules: number; enforcement: string };
+  /** Conntrack and masquerade garbage collection. */
+  "conntrack-gc"?: ConntrackGcStatus;
   /** Why the agent is not Ok, one line each. */
   problems: string[];
+}
+
+/** The conntrack GC's interval (current, when dynamic), passes so far and what the last one found and deleted. */
+export interface ConntrackGcStatus {
+  interval: string;
+  dynamic: boolean;
+  runs: number;
+  "total-deleted": number;
+  "last-run"?: string;
+  last?: { "ct-entries": number; "ct-deleted": number; "nat-entries": number; "nat-deleted": number };
+  error?: string;
 }
 
 /** GET /v1/config: the effective configuration, by upstream option name. */

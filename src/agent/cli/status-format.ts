@@ -32,6 +32,12 @@ export function formatStatus(status: StatusResponse, verbose: boolean): string {
       const { revision, rules, enforcement } = status.policy;
       lines.push(`Policy:\trevision ${revision}, ${plural(rules, "rule")}, enforcement ${enforcement}`);
     }
+    const gc = status["conntrack-gc"];
+    if (gc) {
+      const last = gc.last ? `; last: ${gc.last["ct-deleted"]}/${gc.last["ct-entries"]} conntrack, ${gc.last["nat-deleted"]}/${gc.last["nat-entries"]} NAT entries deleted` : "";
+      const failed = gc.error ? `; failing: ${gc.error}` : "";
+      lines.push(`Conntrack GC:\tinterval ${gc.interval}${gc.dynamic ? " (dynamic)" : ""}, ${plural(gc.runs, "run")}, ${gc["total-deleted"]} entries deleted${last}${failed}`);
+    }
     lines.push(`Health:\t${status.problems.length === 0 ? "Ok" : `${status.cilium.state}, ${plural(status.problems.length, "problem")}`}`);
   }
   if (status.problems.length > 0) {

@@ -5,8 +5,9 @@
  * endpoint is applied, so a pod that policy selects fails closed from its first packet), its
  * address is mapped to its identity, and the datapath applies it. It is not-ready while its
  * policy cannot be written (the datapath keeps it failing closed), and disconnecting while it is
- * being removed; it is persisted in every state, so a restarted agent re-applies it (with the
- * same identity: the identity backend is persisted) or finishes removing it.
+ * being removed; it is persisted from its creation's end on (a creation a crash interrupted
+ * failed its request, and restore drops its datapath state), so a restarted agent re-applies it
+ * (with the same identity: the identity backend is persisted) or finishes removing it.
  */
 import type { Endpoint, EndpointChangeRequest, EndpointLabelsChange, EndpointState } from "../api/types.ts";
 import { AgentError, errorMessage } from "../errors.ts";
@@ -114,12 +115,8 @@ export class EndpointManager {
         labels,
         "created-at": new Date().toISOString(),
       };
-      try {
-        this.deps.store.save(endpoint);
-      } catch (error) {
-        this.ids.release(id);
-        throw error;
-      }
+      // Persisted once, when applied and before the answer: a crash before that fails the request,
+      // and restore removes the datapath state of endpoints it has no file for.
       this.endpoints.set(id, endpoint);
       let step = "the datapath could not apply it";
       try {

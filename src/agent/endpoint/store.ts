@@ -54,7 +54,8 @@ export class EndpointStore {
   }
 
   save(endpoint: Endpoint): void {
-    writeFileAtomic(this.pathOf(endpoint.id), `${JSON.stringify({ version: FORMAT_VERSION, endpoint }, null, 2)}\n`);
+    // Atomic, not durable: see AtomicWriteOptions.durable (the endpoint's pod dies with the machine).
+    writeFileAtomic(this.pathOf(endpoint.id), `${JSON.stringify({ version: FORMAT_VERSION, endpoint }, null, 2)}\n`, { durable: false });
   }
 
   remove(id: number): void {

@@ -7,7 +7,7 @@
  */
 import type { Logger } from "../../logging/index.ts";
 import { MonitorEventType, timestampFromNanos, type Flow } from "../../hubble/flow/types.ts";
-import { monotonicNanos } from "../../datapath/clock.ts";
+import { monotonicNs } from "../../datapath/clock.ts";
 import { EventRecordError, FlowParser, monotonicToWall, RecentEndpoints, recordSeconds } from "../../hubble/parser/index.ts";
 import { FlowRing, LostEventSource } from "../../hubble/ring.ts";
 import type { MonitorListener } from "../monitor/index.ts";
@@ -140,8 +140,8 @@ export function agentFlowPath(options: AgentFlowPathOptions): { pipeline: FlowPi
   const resolver = new AgentEndpointResolver(options.sources, (ip, info) => recent?.endpointDeleted(ip, info));
   // The resolver reports every deletion, so lookups need not be remembered one by one.
   recent = new RecentEndpoints(resolver, { rememberLookups: false });
-  const parser = new FlowParser({ nodeName: options.nodeName, resolver: recent, clock: monotonicToWall(monotonicNanos) });
+  const parser = new FlowParser({ nodeName: options.nodeName, resolver: recent, clock: monotonicToWall(monotonicNs) });
   const ring = new FlowRing(options.capacity);
-  const pipeline = new FlowPipeline({ ring, parser, log: options.log, monotonicSeconds: () => Number(monotonicNanos() / 1_000_000_000n) });
+  const pipeline = new FlowPipeline({ ring, parser, log: options.log, monotonicSeconds: () => Number(monotonicNs() / 1_000_000_000n) });
   return { pipeline, parser, ring, close: () => resolver.close() };
 }

@@ -44,7 +44,8 @@ export class IpamStore {
   }
 
   save(state: IpamState): void {
-    writeFileAtomic(this.path, `${JSON.stringify({ version: FORMAT_VERSION, ...state }, null, 2)}\n`);
+    // Atomic, not durable: see AtomicWriteOptions.durable (the pods holding these addresses die with the machine).
+    writeFileAtomic(this.path, `${JSON.stringify({ version: FORMAT_VERSION, ...state }, null, 2)}\n`, { durable: false });
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * Files that are either wholly the old content or wholly the new, whenever the agent dies (even
- * kill -9, even power loss): write a temporary file beside the target, fsync it, rename it over
- * the target, fsync the directory so the rename itself is durable.
+ * kill -9, and for durable files even power loss): write a temporary file beside the target,
+ * fsync it, rename it over the target, fsync the directory so the rename itself is durable.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
@@ -9,7 +9,21 @@ import { basename, dirname, join } from "node:path";
 const TEMP_MARKER = ".tmp-";
 let sequence = 0;
 
-export function writeFileAtomic(path: string, content: string, mode = 0o600): void {
+export interface AtomicWriteOptions {
+  mode?: number;
+  /**
+   * Whether the file must survive power loss, not only a crash of the agent (default true): the
+   * file and then its directory are fsynced. Without them the rename is still atomic for any
+   * process (a restarted agent reads the old content or the new, never a mix: the page cache
+   * outlives kill -9), at no journal commit. State that lives as long as the machine's pods
+   * (IPAM, endpoints) needs no more: power loss ends those pods too, and the default state dir
+   * /var/run/cilium is a tmpfs, where fsync does nothing and nothing survives a reboot.
+   */
+  durable?: boolean;
+}
+
+export function writeFileAtomic(path: string, content: string, options: AtomicWriteOptions = {}): void {
+  const { mode = 0o600, durable = true } = options;
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const temp = join(dir, `.${basename(path)}${TEMP_MARKER}${process.pid}-${++sequence}`);
@@ -19,7 +33,7 @@ export function writeFileAtomic(path: string, content: string, mode = 0o600): vo
       const bytes = Buffer.from(content);
       let written = 0;
       while (written < bytes.length) written += writeSync(fd, bytes, written);
-      fsyncSync(fd);
+      if (durable) fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
@@ -28,7 +42,7 @@ export function writeFileAtomic(path: string, content: string, mode = 0o600): vo
     rmSync(temp, { force: true });
     throw error;
   }
-  syncDirectory(dir);
+  if (durable) syncDirectory(dir);
 }
 
 export function removeFileDurably(path: string): void {
