@@ -84,7 +84,7 @@ test("a remote address's identity is in the policy before the ipcache maps it, a
   const before = datapath.sequence.length;
   await handler.upsert("10.200.1.5", 700, "10.99.0.11", "n1");
   const steps = datapath.sequence.slice(before);
-  expect(steps).toEqual([`setEndpointPolicy ${db.id}`, "upsertIpcache 10.200.1.5/32 700"]);
+  expect(steps).toEqual([`setEndpointPolicy ${db.id}`, "upsertIpcache 10.200.1.5/32 700 via 10.99.0.11"]);
   expect(ingressAllows(db.id)).toEqual([`700 ${TCP}/80`]);
   expect(policy.identity(700)?.labels).toEqual(["unspec:app=web"]);
   // Remote addresses are not published again as this node's.
