@@ -43,8 +43,6 @@ int cil_from_host(struct __sk_buff *skb)
 	struct node_config *cfg = node_config_get();
 	struct endpoint_info *dst;
 	struct ipv4_pkt p;
-	__u8 ct = CT_NEW, mon = 0;
-	int ret;
 
 	if (!cfg || eth_load_proto(skb) != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
@@ -62,24 +60,7 @@ int cil_from_host(struct __sk_buff *skb)
 	dst = lookup_ip4_endpoint(p.daddr);
 	if (!dst)
 		return send_drop(skb, DROP_NO_LXC, &info);
-	info.dst_identity = dst->sec_identity;
-	info.dst_id = dst->lxc_id;
-
-	ret = lxc_ingress_policy(skb, &p, dst, info.src_identity, cfg, &info,
-				 &ct, &mon);
-	if (ret)
-		return send_drop(skb, ret, &info);
-
-	if (eth_store_macs(skb, dst->mac, dst->node_mac) < 0)
-		return send_drop(skb, DROP_WRITE_ERROR, &info);
-
-	info.reason = ct_trace_reason(ct);
-	if (ct == CT_REPLY)
-		info.flags |= EVENT_F_REPLY;
-	info.ifindex = dst->ifindex;
-	metrics_forward(skb, DIR_INGRESS);
-	send_trace(skb, cfg, TRACE_TO_LXC, mon, &info);
-	return bpf_redirect(dst->ifindex, 0);
+	return lxc_ingress_deliver(skb, &p, dst, cfg, &info, 0);
 }
 
 /* ------------------------------------------------------------------------

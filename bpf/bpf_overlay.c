@@ -36,8 +36,6 @@ int cil_from_overlay(struct __sk_buff *skb)
 	struct bpf_tunnel_key key = {};
 	struct endpoint_info *dst;
 	struct ipv4_pkt p;
-	__u8 ct = CT_NEW, mon = 0;
-	int ret;
 
 	if (!cfg || eth_load_proto(skb) != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
@@ -59,24 +57,7 @@ int cil_from_overlay(struct __sk_buff *skb)
 			return send_drop(skb, DROP_NO_LXC, &info);
 		return TC_ACT_OK;
 	}
-	info.dst_identity = dst->sec_identity;
-	info.dst_id = dst->lxc_id;
-
-	ret = lxc_ingress_policy(skb, &p, dst, info.src_identity, cfg, &info,
-				 &ct, &mon);
-	if (ret)
-		return send_drop(skb, ret, &info);
-
-	if (eth_store_macs(skb, dst->mac, dst->node_mac) < 0)
-		return send_drop(skb, DROP_WRITE_ERROR, &info);
-
-	info.reason = ct_trace_reason(ct);
-	if (ct == CT_REPLY)
-		info.flags |= EVENT_F_REPLY;
-	info.ifindex = dst->ifindex;
-	metrics_forward(skb, DIR_INGRESS);
-	send_trace(skb, cfg, TRACE_TO_LXC, mon, &info);
-	return bpf_redirect_peer(dst->ifindex, 0);
+	return lxc_ingress_deliver(skb, &p, dst, cfg, &info, 1);
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

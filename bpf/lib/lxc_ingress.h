@@ -13,6 +13,9 @@
 #include "policy.h"
 #include "drop.h"
 #include "policy_log.h"
+#include "eth.h"
+#include "metrics.h"
+#include "trace.h"
 
 /*
  * Returns 0 or a drop reason, reported as a policy verdict (policy_log.h);
@@ -66,4 +69,39 @@ static __always_inline int lxc_ingress_policy(struct __sk_buff *skb,
 		       src_identity))
 		return DROP_CT_CREATE_FAILED;
 	return 0;
+}
+
+/*
+ * Ingress policy of the local endpoint `dst`, then delivery: MACs of the
+ * endpoint's link, traced TO_LXC. `peer`: straight into the pod's namespace
+ * (bpf_redirect_peer, from a device's ingress); else out of its host veth.
+ */
+static __always_inline int lxc_ingress_deliver(struct __sk_buff *skb,
+					       const struct ipv4_pkt *p,
+					       const struct endpoint_info *dst,
+					       const struct node_config *cfg,
+					       struct event_info *info,
+					       int peer)
+{
+	__u8 ct = CT_NEW, mon = 0;
+	int ret;
+
+	info->dst_identity = dst->sec_identity;
+	info->dst_id = dst->lxc_id;
+	ret = lxc_ingress_policy(skb, p, dst, info->src_identity, cfg, info,
+				 &ct, &mon);
+	if (ret)
+		return send_drop(skb, ret, info);
+
+	if (eth_store_macs(skb, dst->mac, dst->node_mac) < 0)
+		return send_drop(skb, DROP_WRITE_ERROR, info);
+
+	info->reason = ct_trace_reason(ct);
+	if (ct == CT_REPLY)
+		info->flags |= EVENT_F_REPLY;
+	info->ifindex = dst->ifindex;
+	metrics_forward(skb, DIR_INGRESS);
+	send_trace(skb, cfg, TRACE_TO_LXC, mon, info);
+	return peer ? bpf_redirect_peer(dst->ifindex, 0) :
+		      bpf_redirect(dst->ifindex, 0);
 }
