@@ -9,6 +9,7 @@
  */
 import type { EventRecord } from "../../hubble/parser/record.ts";
 import { decodePacket, type DecodedPacket } from "../../hubble/parser/packet.ts";
+import { icmpTypeCodeText } from "../../hubble/parser/summary.ts";
 import { dropReasonText, tracePointName } from "../../hubble/flow/monitor.ts";
 import { formatIpv4 } from "../../net/ipv4.ts";
 
@@ -57,50 +58,9 @@ const CONN_STATES: Record<number, string> = { 0: "new", 1: "established", 2: "re
 const MATCH_TYPES: Record<number, string> = { 0: "none", 1: "L3-Only", 2: "L3-L4", 3: "L4-Only", 4: "all", 5: "L3-Proto", 6: "Proto-Only" };
 
 /** ICMPv4 type and code names as gopacket's ICMPv4TypeCode.String() gives them. */
-const ICMP4_TYPES: Record<number, { name: string; codes?: Record<number, string> }> = {
-  0: { name: "EchoReply" },
-  3: {
-    name: "DestinationUnreachable",
-    codes: {
-      0: "Net",
-      1: "Host",
-      2: "Protocol",
-      3: "Port",
-      4: "FragmentationNeeded",
-      5: "SourceRoutingFailed",
-      6: "NetUnknown",
-      7: "HostUnknown",
-      8: "SourceIsolated",
-      9: "NetAdminProhibited",
-      10: "HostAdminProhibited",
-      11: "NetTOS",
-      12: "HostTOS",
-      13: "CommAdminProhibited",
-      14: "HostPrecedence",
-      15: "PrecedenceCutoff",
-    },
-  },
-  4: { name: "SourceQuench" },
-  5: { name: "Redirect", codes: { 0: "Network", 1: "Host", 2: "TOS+Network", 3: "TOS+Host" } },
-  8: { name: "EchoRequest" },
-  9: { name: "RouterAdvertisement" },
-  10: { name: "RouterSolicitation" },
-  11: { name: "TimeExceeded", codes: { 0: "TTLExceeded", 1: "FragmentReassemblyTimeExceeded" } },
-  12: { name: "ParameterProblem", codes: { 0: "PointerIndicatesError", 1: "MissingOption", 2: "BadLength" } },
-  13: { name: "TimestampRequest" },
-  14: { name: "TimestampReply" },
-  15: { name: "InfoRequest" },
-  16: { name: "InfoReply" },
-  17: { name: "AddressMaskRequest" },
-  18: { name: "AddressMaskReply" },
-};
-
+/** gopacket's ICMPv4 type/code text, as upstream's monitor prints it. */
 export function icmp4TypeCode(type: number, code: number): string {
-  const info = ICMP4_TYPES[type];
-  if (!info) return `${type}(${code})`;
-  if (!info.codes) return code === 0 ? info.name : `${info.name}(Code: ${code})`;
-  const codeName = info.codes[code];
-  return codeName === undefined ? `${info.name}(Code: ${code})` : `${info.name}(${codeName})`;
+  return icmpTypeCodeText("ICMPv4", type, code);
 }
 
 /** Whether `record` passes `-t`, `--from`, `--to` and `--related-to` (upstream's match()). */

@@ -66,9 +66,10 @@ export function tcpFlagsText(flags: TCPFlags | undefined): string {
 function icmpText(types: Record<number, string>, codes: Record<number, Record<number, string>>, type: number, code: number): string {
   const name = types[type];
   if (name === undefined) return `${type}(${code})`;
-  const codeNames = codes[type];
-  if (codeNames === undefined) return name;
-  return `${name}(${codeNames[code] ?? `Code: ${code}`})`;
+  const codeName = codes[type]?.[code];
+  // gopacket: a type without code names shows a non-zero code as a number.
+  if (codeName === undefined) return codes[type] === undefined && code === 0 ? name : `${name}(Code: ${code})`;
+  return `${name}(${codeName})`;
 }
 
 /** gopacket's words for an ICMP type and code ("EchoRequest", "DestinationUnreachable(Port)"), as upstream's metrics label them. */
