@@ -19,7 +19,7 @@ import type { TestNode } from "../../tests/helpers/cluster-node.ts";
 import { type Benchmark, type BenchRow, median, percentile } from "./harness.ts";
 import { benchPrefix } from "./lib/pods.ts";
 
-const PODS = 40;
+const PODS = 50;
 const WARMUP = 3;
 const PING_INTERVAL_S = "0.002";
 const PING_DEADLINE_S = "10";

@@ -19,7 +19,9 @@ import { probeAsync, startEchoServers, startStream, type EchoServer, type Protoc
 
 const prefix = uniquePrefix("ccl");
 const octet = (process.pid % 200) + 20;
+/** A probe expected to be dropped waits this long; one expected to pass, ALLOWED_WAIT_MS (a loaded machine). */
 const DENIED_WAIT_MS = 1500;
+const ALLOWED_WAIT_MS = 5000;
 const ETCD_OUTAGE_MS = 30_000;
 const TAKEOVER_LIMIT_MS = 15_000;
 
@@ -106,9 +108,10 @@ describePrivileged("a 3-node cluster (etcd, operator, tunnel mode, relay): polic
     servers.push(await startEchoServers(pod(name).netns, [{ protocol: "tcp", port: 80 }, { protocol: "tcp", port: 8080 }, { protocol: "udp", port: 53 }]));
   }
 
-  async function reaches(from: string, to: string, protocol: Protocol = "tcp", port = 80): Promise<boolean> {
-    return (await probeAsync(pod(from).netns, protocol, pod(to).ip, port, DENIED_WAIT_MS)) === pod(from).ip;
+  async function reaches(from: string, to: string, protocol: Protocol = "tcp", port = 80, timeoutMs = DENIED_WAIT_MS): Promise<boolean> {
+    return (await probeAsync(pod(from).netns, protocol, pod(to).ip, port, timeoutMs)) === pod(from).ip;
   }
+  const passes = (from: string, to: string, protocol: Protocol = "tcp", port = 80) => reaches(from, to, protocol, port, ALLOWED_WAIT_MS);
 
   const relayNodes = () => {
     const result = cluster.hubble(["list", "nodes", "-o", "json"]);
@@ -154,7 +157,7 @@ describePrivileged("a 3-node cluster (etcd, operator, tunnel mode, relay): polic
   });
 
   test("connectivity matrix across nodes: TCP and UDP allowed and denied by the sender's identity", async () => {
-    const outcomes = await Promise.all(MATRIX.map(async (c) => ({ ...c, got: await reaches(c.from, c.to, c.protocol, c.port) })));
+    const outcomes = await Promise.all(MATRIX.map(async (c) => ({ ...c, got: await reaches(c.from, c.to, c.protocol, c.port, c.allowed ? ALLOWED_WAIT_MS : DENIED_WAIT_MS) })));
     const wrong = outcomes.filter((o) => o.got !== o.allowed).map((o) => `${o.from} -> ${o.to} ${o.protocol}/${o.port}: expected ${o.allowed ? "allowed" : "denied"}`);
     expect(wrong).toEqual([]);
   }, 60_000);
@@ -186,19 +189,20 @@ describePrivileged("a 3-node cluster (etcd, operator, tunnel mode, relay): polic
       await eventually("the relay to mark n3 unavailable", () => relayState("n3") === "NODE_UNAVAILABLE", 30_000);
       expect(relayState("n1")).toBe("NODE_CONNECTED");
       // The others carry on: new connections between them, the policy still enforced.
-      expect(await reaches("web", "db")).toBe(true);
+      expect(await passes("web", "db")).toBe(true);
       expect(await reaches("other", "db")).toBe(false);
-      expect(await reaches("db", "web")).toBe(true);
+      expect(await passes("db", "web")).toBe(true);
       // Its lease lapses (revoked here rather than waited for): n3 and its pods leave the cluster.
       cluster.etcdRevokeLease(before.lease);
       await eventually("n3's pods to leave n1's ipcache", () => !ipcache(n1).some((r) => r.cidr === `${pod("api").ip}/32`));
-      expect(await reaches("web", "db")).toBe(true);
+      expect(await passes("web", "db")).toBe(true);
     } finally {
       result = await stream.stop();
     }
     expect(result.closed).toBe(false);
     expect(result.received).toBeGreaterThan(0);
-    expect(result.sent - result.received).toBeLessThanOrEqual(2);
+    // Only answers still in flight at the stop may be missing (TCP loses nothing on an open connection).
+    expect(result.sent - result.received).toBeLessThanOrEqual(10);
 
     await n3.startAgent();
     const after = await eventually("api republished under n3's new lease", () => {
@@ -227,7 +231,7 @@ describePrivileged("a 3-node cluster (etcd, operator, tunnel mode, relay): polic
       }
       // New connections across nodes during the whole outage: allowed ones pass, denied ones stay denied.
       while (Date.now() - stoppedAt < ETCD_OUTAGE_MS) {
-        const [webDb, web3Db, otherDb, webApi] = await Promise.all([reaches("web", "db"), reaches("web3", "db", "udp", 53), reaches("other", "db"), reaches("web", "api")]);
+        const [webDb, web3Db, otherDb, webApi] = await Promise.all([passes("web", "db"), passes("web3", "db", "udp", 53), reaches("other", "db"), passes("web", "api")]);
         if (!webDb) failures.push(`web -> db denied at +${Date.now() - stoppedAt} ms`);
         if (!web3Db) failures.push(`web3 -> db udp denied at +${Date.now() - stoppedAt} ms`);
         if (otherDb) failures.push(`other -> db allowed at +${Date.now() - stoppedAt} ms`);
@@ -241,7 +245,8 @@ describePrivileged("a 3-node cluster (etcd, operator, tunnel mode, relay): polic
     expect(failures).toEqual([]);
     expect(result.closed).toBe(false);
     expect(result.lastReceivedAt).toBeGreaterThanOrEqual(stoppedAt + ETCD_OUTAGE_MS);
-    expect(result.sent - result.received).toBeLessThanOrEqual(2);
+    // Only answers still in flight at the stop may be missing (TCP loses nothing on an open connection).
+    expect(result.sent - result.received).toBeLessThanOrEqual(10);
     for (const node of cluster.nodes) {
       await eventually(`${node.options.name} to be Ok again`, async () => {
         const body = await health(node);
@@ -256,7 +261,7 @@ describePrivileged("a 3-node cluster (etcd, operator, tunnel mode, relay): polic
     expect([await identityOf("web"), await identityOf("db"), await identityOf("api"), await identityOf("other")]).not.toContain(late);
     await eventually("n1 and n3 to learn late's identity", () => [n1, n3].every((node) => ipcache(node).some((r) => r.cidr === `${pod("late").ip}/32` && r.identity === late)));
     await eventually("web (n1) to reach late (n2)", () => reaches("web", "late"));
-    expect(await reaches("web3", "late")).toBe(true);
+    expect(await passes("web3", "late")).toBe(true);
     expect(await reaches("other", "late")).toBe(false);
     expect(await reaches("web", "late", "tcp", 8080)).toBe(false);
   }, 180_000);
