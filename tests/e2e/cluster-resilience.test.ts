@@ -188,6 +188,12 @@ describePrivileged("a 3-node cluster (etcd, operator, tunnel mode, relay): polic
       await n3.killAgent();
       await eventually("the relay to mark n3 unavailable", () => relayState("n3") === "NODE_UNAVAILABLE", 30_000);
       expect(relayState("n1")).toBe("NODE_CONNECTED");
+      // ServerStatus through the relay counts it and names it.
+      const status = await eventually("hubble status to count n3 unavailable", () => {
+        const out = cluster.hubble(["status"]).stdout;
+        return out.includes("Connected Nodes: 2/3") ? out : undefined;
+      });
+      expect(status).toContain("Unavailable Nodes: 1\n  - n3\n");
       // The others carry on: new connections between them, the policy still enforced.
       expect(await passes("web", "db")).toBe(true);
       expect(await reaches("other", "db")).toBe(false);
@@ -214,6 +220,7 @@ describePrivileged("a 3-node cluster (etcd, operator, tunnel mode, relay): polic
     await eventually("web to reach api again", () => reaches("web", "api"));
     expect(await reaches("other", "api")).toBe(false);
     await eventually("the relay to pick n3 up again", () => relayState("n3") === "NODE_CONNECTED", 30_000);
+    await eventually("hubble status to count 3 connected nodes", () => cluster.hubble(["status"]).stdout.includes("Connected Nodes: 3/3"));
   }, 120_000);
 
   test("etcd stopped for 30 s under traffic: flows keep flowing, agents go Degraded then Ok, a new identity is allocated after it returns", async () => {
