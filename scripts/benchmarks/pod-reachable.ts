@@ -10,7 +10,8 @@
  * (every 2 ms, `ping -D` timestamps) when ADD starts, at the address IPAM hands out next (checked
  * against the ADD result), so the figure is not bounded below by the ADD's own duration.
  *
- * Runnable alone: bun scripts/benchmarks/pod-reachable.ts
+ * Runnable alone: bun scripts/benchmarks/pod-reachable.ts (POD_REACHABLE_SAMPLES=1: every
+ * sample to stderr, to see whether a tail comes from ADD itself or from the propagation).
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -96,7 +97,7 @@ async function measure(): Promise<BenchRow[]> {
     const [nodeA, nodeB] = cluster.nodes as [TestNode, TestNode];
     const proberA = nodeA.addPod("proba", "default", { app: "prober" });
     const proberB = nodeB.addPod("probb", "default", { app: "prober" });
-    cluster.cilium(nodeA, ["policy", "import", "-"], POLICY);
+    nodeA.cilium(["policy", "import", "-"], { stdin: POLICY });
     for (const node of cluster.nodes) {
       for (let i = 0; (await node.api("GET", "/policy")).body.policy?.length !== 2; i++) {
         if (i > 200) throw new Error(`${node.options.name} did not apply the policy`);

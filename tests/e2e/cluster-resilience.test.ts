@@ -129,7 +129,7 @@ describePrivileged("a 3-node cluster (etcd, operator, tunnel mode, relay): polic
     addPod(n3, "web3", "web");
     addPod(n3, "api", "api");
     for (const name of ["web", "other", "db", "api"]) await serve(name);
-    cluster.cilium(n1, ["policy", "import", "-"], POLICY);
+    n1.cilium(["policy", "import", "-"], { stdin: POLICY });
     for (const node of cluster.nodes) {
       await eventually(`${node.options.name} to apply the cluster policy`, async () => (await node.api("GET", "/policy")).body.policy?.length === 3);
     }

@@ -14,7 +14,7 @@
 import type { Subprocess } from "bun";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { CILIUM, TestNode } from "./cluster-node.ts";
+import { TestNode } from "./cluster-node.ts";
 import { EtcdServer } from "./etcd.ts";
 import { run, TestNamespaces } from "./netns.ts";
 
@@ -39,7 +39,6 @@ export interface ClusterOptions {
 export interface Operator {
   id: string;
   process: Subprocess;
-  log: string;
 }
 
 export class TestCluster {
@@ -119,11 +118,11 @@ export class TestCluster {
     return `${this.options.underlaySubnet}.${10 + this.nodes.indexOf(node) + 1}`;
   }
 
-  /** One operator replica (`dist/cilium-operator`) in the underlay, with short election and GC timers. */
+  /** One operator replica (`dist/cilium-operator`) in the underlay, with short election timers; logs to DIR/operator-ID.log. */
   startOperator(id: string): Operator {
+    const log = Bun.file(join(this.dir, `operator-${id}.log`));
     const operator: Operator = {
       id,
-      log: "",
       process: Bun.spawn(
         [
           "nsenter",
@@ -146,12 +145,9 @@ export class TestCluster {
           "--leader-election-retry-period",
           "500ms",
         ],
-        { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
+        { stdin: "ignore", stdout: log, stderr: log },
       ),
     };
-    for (const stream of [operator.process.stdout, operator.process.stderr] as ReadableStream<Uint8Array>[]) {
-      void new Response(stream).text().then((text) => (operator.log += text));
-    }
     this.operators.set(id, operator);
     return operator;
   }
@@ -189,11 +185,6 @@ export class TestCluster {
   /** The real `hubble` CLI against the relay. */
   hubble(args: string[], timeoutMs = 30_000): { exitCode: number; stdout: string; stderr: string } {
     return run([HUBBLE, ...args, "--server", `unix://${this.relaySocket}`], { allowFailure: true, timeoutMs });
-  }
-
-  /** The real `cilium` CLI against a node's agent. */
-  cilium(node: TestNode, args: string[], stdin?: string): string {
-    return run([CILIUM, ...args, "-H", `unix://${node.socketPath}`], { stdin, timeoutMs: 30_000 }).stdout;
   }
 
   /** One etcd key through etcd's JSON gateway, asked from the underlay (etcd listens only there). */
