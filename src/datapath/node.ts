@@ -358,14 +358,17 @@ export class NodeDatapath {
     } else {
       flags = this.enforcement.get(endpoint.id) ?? 0;
     }
-    this.endpoints.update(
-      { ip4: endpoint.ipv4 },
-      { ifindex: endpoint.ifindex, lxcId: endpoint.id, flags, mac: endpoint.mac, nodeMac: veth.mac, secIdentity: endpoint.identity },
-    );
+    // The program first, then the entry that lets traffic in: a pod answering its first packet
+    // ARPs for the gateway, and only the program answers that; an ARP lost to a veth without it
+    // costs the pod the kernel's 1 s retransmit.
+    this.attachEndpoint(this.objects.lxc.program(LXC_PROGRAM), veth);
     try {
-      this.attachEndpoint(this.objects.lxc.program(LXC_PROGRAM), veth);
+      this.endpoints.update(
+        { ip4: endpoint.ipv4 },
+        { ifindex: endpoint.ifindex, lxcId: endpoint.id, flags, mac: endpoint.mac, nodeMac: veth.mac, secIdentity: endpoint.identity },
+      );
     } catch (error) {
-      this.endpoints.delete({ ip4: endpoint.ipv4 });
+      if (existing?.ifindex !== endpoint.ifindex) this.detachEndpoint(veth.name, veth.index);
       throw error;
     }
   }

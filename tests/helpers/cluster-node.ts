@@ -17,6 +17,8 @@ export interface NodeOptions {
   name: string;
   podCidr: string;
   extraAgentArgs?: string[];
+  /** How long startAgent waits for the agent to answer (default 15 s). */
+  startTimeoutMs?: number;
 }
 
 export interface CniInvocation {
@@ -87,13 +89,13 @@ export class TestNode {
         this.bpfRoot,
         "--socket-path",
         this.socketPath,
-        "--ipv4-range",
-        this.options.podCidr,
+        // No pod CIDR: in etcd mode the agent waits for the one the operator allocates.
+        ...(this.options.podCidr ? ["--ipv4-range", this.options.podCidr] : []),
         ...(this.options.extraAgentArgs ?? []),
       ]),
       { stdin: "ignore", stdout: log, stderr: log },
     );
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + (this.options.startTimeoutMs ?? 15_000);
     while (!(await this.healthy())) {
       if (this.agent.exitCode !== null || Date.now() > deadline) {
         throw new Error(`agent on ${this.options.name} did not come up: ${await log.text()}`);
