@@ -19,7 +19,7 @@
  * the agent a private /sys and hide the bpffs where its datapath is pinned.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 
 const ROOT = join(import.meta.dir, "..");
 const CILIUM = join(ROOT, "dist", "cilium");
@@ -127,10 +127,12 @@ function tail(log: string): string {
   return existsSync(log) ? readFileSync(log, "utf8").slice(-3000) : "";
 }
 
-async function waitFor(what: string, log: string, ready: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+/** Waits until `ready`; fails early when `child` exits meanwhile. */
+async function waitFor(what: string, child: Daemon, log: string, ready: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await ready())) {
-    if (Date.now() > deadline) throw new Error(`${what} did not come up within ${timeoutMs / 1000} s; the end of ${log}:\n${tail(log)}`);
+    if (!running(child)) throw new Error(`${what} exited; the end of its log, ${basename(log)}:\n${tail(log)}`);
+    if (Date.now() > deadline) throw new Error(`${what} did not come up within ${timeoutMs / 1000} s; the end of its log, ${basename(log)}:\n${tail(log)}`);
     await Bun.sleep(100);
   }
 }
@@ -194,10 +196,7 @@ async function startAgent(node: NodeState): Promise<Daemon> {
     ],
     log,
   );
-  await waitFor(`the agent of ${node.name}`, log, async () => {
-    if (!running(agent)) throw new Error(`the agent of ${node.name} exited; the end of ${log}:\n${tail(log)}`);
-    return (await agentHealth(node.socketPath)) !== undefined;
-  });
+  await waitFor(`the agent of ${node.name}`, agent, log, async () => (await agentHealth(node.socketPath)) !== undefined);
   return agent;
 }
 
@@ -220,7 +219,7 @@ async function startServices(state: ClusterState): Promise<void> {
     etcdLog,
   );
   save(state);
-  await waitFor("etcd", etcdLog, etcdHealthy);
+  await waitFor("etcd", state.services.etcd, etcdLog, etcdHealthy);
   const operatorLog = join(STATE_DIR, "operator.log");
   state.services.operator = daemon(
     UNDERLAY_NS,
@@ -228,7 +227,7 @@ async function startServices(state: ClusterState): Promise<void> {
     operatorLog,
   );
   save(state);
-  await waitFor("the operator", operatorLog, () => operatorLeader() !== undefined);
+  await waitFor("the operator", state.services.operator, operatorLog, () => operatorLeader() !== undefined);
 }
 
 async function startRelay(state: ClusterState): Promise<void> {
@@ -237,7 +236,7 @@ async function startRelay(state: ClusterState): Promise<void> {
   state.services.relay = daemon(UNDERLAY_NS, [CILIUM, "relay", "--listen-address", `unix://${RELAY_SOCKET}`, "--peer-service", `unix://${state.nodes[0]!.hubbleSocket}`], log);
   save(state);
   const nodes = state.nodes.length;
-  await waitFor(`the relay (connected to all ${nodes} nodes)`, log, () => {
+  await waitFor(`the relay (connected to all ${nodes} nodes)`, state.services.relay, log, () => {
     const seen = relayNodes();
     return seen !== undefined && seen.connected === nodes && seen.total === nodes;
   });
