@@ -96,7 +96,14 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
     await policy.start();
     const endpoints = new EndpointManager({ ipam, datapath, store: new EndpointStore(config.stateDir), health, log: logger("endpoint-manager"), policy, serial });
     await endpoints.restore();
-    await cluster?.startSync({ datapath, policy });
+    await cluster?.startSync({
+      datapath,
+      policy,
+      podOf: (ip) => {
+        const endpoint = endpoints.list().find((e) => e.addressing.ipv4 === ip);
+        return endpoint?.["k8s-pod-name"] ? { namespace: endpoint["k8s-namespace"] ?? "", podName: endpoint["k8s-pod-name"] } : undefined;
+      },
+    });
     await policy.finishRestore(cluster ? { keepIpcache: (entry) => cluster!.isRemoteIpcacheEntry(entry) } : {});
     // Endpoints restored while etcd was unreachable get their identities when it answers.
     cluster?.session.onReconnect(() => endpoints.retryIdentities());
@@ -128,7 +135,8 @@ export async function startDaemon({ config, datapath, logger = defaultLogger }: 
       if (config.hubble.enabled) {
         const [{ startAgentHubble }, { hubblePeers }] = await Promise.all([import("./hubble/index.ts"), import("./hubble/peers.ts")]);
         const peers = await hubblePeers({ config, ...(cluster ? { cluster } : {}) });
-        hubble = await startAgentHubble({ config, monitor: monitor!, endpoints, policy, log: logger("hubble"), peers });
+        const remoteAddress = cluster ? (ip: string) => cluster!.remoteAddressOf(ip) : undefined;
+        hubble = await startAgentHubble({ config, monitor: monitor!, endpoints, policy, log: logger("hubble"), peers, ...(remoteAddress ? { remoteAddress } : {}) });
       }
       if (config.hubbleMetricsServer !== undefined) {
         const flows = hubble;

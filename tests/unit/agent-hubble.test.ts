@@ -68,6 +68,23 @@ describe("AgentEndpointResolver", () => {
     caches.policy.revision++;
     expect(resolver.identityLabels(99999)).toEqual(["cidr:203.0.113.0/24"]);
   });
+
+  test("another node's pod by the names its node published; a local endpoint wins; an entry without a pod is not one", () => {
+    const caches = agentCaches([web]);
+    caches.policy.identities.set(700, ["k8s:app=db", "k8s:io.kubernetes.pod.namespace=shop"]);
+    const remote = new Map<string, { identity: number; pod?: { namespace: string; podName: string } }>([
+      ["10.200.1.5", { identity: 700, pod: { namespace: "shop", podName: "db-0" } }],
+      ["10.200.1.6", { identity: 700 }],
+      ["10.0.0.7", { identity: 700, pod: { namespace: "elsewhere", podName: "impostor" } }],
+    ]);
+    const resolver = new AgentEndpointResolver({ ...caches.sources, remoteAddress: (ip) => remote.get(ip) });
+    expect(resolver.endpointByIp("10.200.1.5")).toEqual({ id: 0, identity: 700, namespace: "shop", podName: "db-0", labels: ["k8s:app=db", "k8s:io.kubernetes.pod.namespace=shop"] });
+    expect(resolver.endpointByIp("10.200.1.5")).toBe(resolver.endpointByIp("10.200.1.5")!);
+    expect(resolver.endpointByIp("10.200.1.6")).toBeUndefined();
+    expect(resolver.endpointByIp("10.0.0.7")?.podName).toBe("web-0");
+    remote.set("10.200.1.5", { identity: 701, pod: { namespace: "shop", podName: "db-1" } });
+    expect(resolver.endpointByIp("10.200.1.5")).toMatchObject({ identity: 701, podName: "db-1" });
+  });
 });
 
 describe("FlowPipeline", () => {

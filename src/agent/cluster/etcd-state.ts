@@ -14,7 +14,7 @@
  */
 import { EtcdClient } from "../../kvstore/etcd/client.ts";
 import { EtcdIdentityBackend } from "../../kvstore/etcd/identities.ts";
-import { IpcachePublisher, RemoteIpcacheWatch } from "../../kvstore/etcd/ipcache.ts";
+import { IpcachePublisher, RemoteIpcacheWatch, type PodName } from "../../kvstore/etcd/ipcache.ts";
 import { NodeRegistry, type ClusterNode, type NodeListener } from "../../kvstore/etcd/nodes.ts";
 import { ClusterPolicyStore } from "../../kvstore/etcd/policy.ts";
 import { waitForPodCidr } from "../../kvstore/etcd/pod-cidrs.ts";
@@ -29,7 +29,7 @@ import type { HealthProblems } from "../health.ts";
 import type { ClusterPolicySink, PolicyManager } from "../policy/manager.ts";
 import { discoverNodeIp } from "./node-ip.ts";
 import { publishingDatapath } from "./publishing-datapath.ts";
-import { remoteIpcacheHandler } from "./remote-ipcache.ts";
+import { remoteIpcacheHandler, type RemoteAddress } from "./remote-ipcache.ts";
 
 export const KVSTORE_HEALTH_SUBJECT = "kvstore";
 
@@ -53,6 +53,8 @@ export interface SyncOptions {
   /** The real datapath (remote entries are not published again). */
   datapath: EndpointDatapath;
   policy: PolicyManager;
+  /** The pod behind a local address, published with it so other nodes' flows can name it. */
+  podOf?: (ip: string) => PodName | undefined;
 }
 
 export class EtcdClusterState {
@@ -62,6 +64,8 @@ export class EtcdClusterState {
   private readonly policyStore: ClusterPolicyStore;
   private remote: RemoteIpcacheWatch | undefined;
   private remoteEntries: (() => Map<string, number>) | undefined;
+  private remoteAddress: ((ip: string) => RemoteAddress | undefined) | undefined;
+  private podOf: ((ip: string) => PodName | undefined) | undefined;
   private policy: PolicyManager | undefined;
   private nodeIp: string | undefined;
   private podCidr: string;
@@ -84,7 +88,7 @@ export class EtcdClusterState {
       onConflict: (_id, _labels, problem) => options.health.set(`identity conflict ${_id}`, problem),
     });
     this.nodes = new NodeRegistry(session, () => this.self(), options.logger("nodes"));
-    this.publisher = new IpcachePublisher(session, options.nodeName, () => this.nodeIp);
+    this.publisher = new IpcachePublisher(session, options.nodeName, () => this.nodeIp, (ip) => this.podOf?.(ip));
     this.policyStore = new ClusterPolicyStore(session, (policy) => this.policy?.applyClusterPolicy(policy) ?? Promise.resolve(), log);
   }
 
@@ -114,9 +118,10 @@ export class EtcdClusterState {
    * After the agent restored its endpoints: the cluster's policy (or this node's, into an empty
    * store), this node in the registry, its endpoints republished, other nodes' endpoints followed.
    */
-  async startSync({ datapath, policy }: SyncOptions): Promise<void> {
+  async startSync({ datapath, policy, podOf }: SyncOptions): Promise<void> {
     const log = this.options.logger("kvstore");
     this.policy = policy;
+    this.podOf = podOf;
     this.nodeIp = await discoverNodeIp(datapath, this.options.devices);
     const steps: [string, () => Promise<unknown>][] = [
       [
@@ -134,6 +139,7 @@ export class EtcdClusterState {
         () => {
           const handler = remoteIpcacheHandler({ datapath, policy, labelsOf: (id) => this.identities.lookup(id), log: this.options.logger("ipcache-sync") });
           this.remoteEntries = handler.entries;
+          this.remoteAddress = handler.address;
           this.remote = new RemoteIpcacheWatch(this.session, this.options.nodeName, handler, this.options.logger("ipcache-sync"));
           return this.remote.start();
         },
@@ -180,6 +186,11 @@ export class EtcdClusterState {
   /** This node's address between nodes, once startSync found it. */
   get nodeAddress(): string | undefined {
     return this.nodeIp;
+  }
+
+  /** Another node's address as this node knows it (identity, pod names), for Hubble. */
+  remoteAddressOf(ip: string): RemoteAddress | undefined {
+    return this.remoteAddress?.(ip);
   }
 
   /** Hears of every other node (now and on each change): the overlay's input. */

@@ -5,7 +5,7 @@
  * leaves the ipcache before its identity leaves the policies.
  */
 import type { LabelSet } from "../../identity/labels.ts";
-import type { RemoteIpcacheHandler } from "../../kvstore/etcd/ipcache.ts";
+import type { PodName, RemoteIpcacheHandler } from "../../kvstore/etcd/ipcache.ts";
 import type { Logger } from "../../logging/index.ts";
 import type { EndpointDatapath } from "../endpoint/datapath.ts";
 import type { PolicyManager } from "../policy/manager.ts";
@@ -18,15 +18,25 @@ export interface RemoteIpcacheOptions {
   log: Logger;
 }
 
-export function remoteIpcacheHandler({ datapath, policy, labelsOf, log }: RemoteIpcacheOptions): RemoteIpcacheHandler & { entries(): Map<string, number> } {
-  /** Remote address -> the identity this node mapped it to, and whether the policy manager counts it. */
-  const mapped = new Map<string, { identity: number; counted: boolean }>();
+/** A remote address as this node knows it: its identity and, for a pod, its names. */
+export interface RemoteAddress {
+  identity: number;
+  pod?: PodName;
+}
+
+export function remoteIpcacheHandler({ datapath, policy, labelsOf, log }: RemoteIpcacheOptions): RemoteIpcacheHandler & {
+  entries(): Map<string, number>;
+  address(ip: string): RemoteAddress | undefined;
+} {
+  /** Remote address -> the identity this node mapped it to, whether the policy manager counts it, and the pod's names. */
+  const mapped = new Map<string, { identity: number; counted: boolean; pod?: PodName }>();
   const release = async (previous: { identity: number; counted: boolean } | undefined) => {
     if (previous?.counted) await policy.releaseRemoteIdentity(previous.identity);
   };
   return {
     entries: () => new Map([...mapped].map(([ip, m]) => [ip, m.identity])),
-    async upsert(ip, identity, hostIp, node) {
+    address: (ip) => mapped.get(ip),
+    async upsert(ip, identity, hostIp, node, pod) {
       const previous = mapped.get(ip);
       let counted = previous?.identity === identity && previous.counted;
       if (previous?.identity !== identity) {
@@ -39,7 +49,7 @@ export function remoteIpcacheHandler({ datapath, policy, labelsOf, log }: Remote
         }
       }
       await datapath.upsertIpcache(`${ip}/32`, identity, hostIp ? { tunnelEndpoint: hostIp } : {});
-      mapped.set(ip, { identity, counted });
+      mapped.set(ip, { identity, counted, ...(pod ? { pod } : {}) });
       if (previous && previous.identity !== identity) await release(previous);
     },
     async delete(ip) {

@@ -1,7 +1,7 @@
 /**
  * Who is behind an address, from the agent's caches, for every flow: local endpoints by address
  * (id, identity, labels, and pod name and namespace from the CNI arguments K8S_POD_NAME and
- * K8S_POD_NAMESPACE), and the labels of any identity the datapath reports (allocated, CIDR or
+ * K8S_POD_NAMESPACE), other nodes' pods by the names their node published in etcd, and the labels of any identity the datapath reports (allocated, CIDR or
  * reserved: world, host, remote-node...). Answers are cached and shared by the flows that carry
  * them; the caches are dropped when an endpoint or the policy changes.
  */
@@ -13,6 +13,8 @@ import { reservedIdentityLabels } from "../../identity/index.ts";
 export interface AgentResolverSources {
   endpoints: { list(): Endpoint[]; onChange(listener: EndpointChangeListener): () => void };
   policy?: { readonly revision: number; identity(id: number): { labels: string[] } | undefined };
+  /** Other nodes' pods (etcd mode): the answer object changes whenever the address's entry does. */
+  remoteAddress?: (ip: string) => { identity: number; pod?: { namespace: string; podName: string } } | undefined;
 }
 
 function endpointInfo(endpoint: Endpoint): EndpointInfo {
@@ -28,6 +30,8 @@ function endpointInfo(endpoint: Endpoint): EndpointInfo {
 export class AgentEndpointResolver implements EndpointResolver {
   private byIp: Map<string, EndpointInfo> | undefined;
   private readonly identityLabelsCache = new Map<number, readonly string[] | null>();
+  /** Other nodes' pods, by the entry they were built from. */
+  private readonly remoteInfo = new WeakMap<object, EndpointInfo>();
   private policyRevision = -1;
   private readonly unsubscribe: () => void;
 
@@ -45,7 +49,16 @@ export class AgentEndpointResolver implements EndpointResolver {
   }
 
   endpointByIp(ip: string): EndpointInfo | undefined {
-    return (this.byIp ??= this.index()).get(ip);
+    const local = (this.byIp ??= this.index()).get(ip);
+    if (local !== undefined) return local;
+    const remote = this.sources.remoteAddress?.(ip);
+    if (remote?.pod === undefined) return undefined;
+    let info = this.remoteInfo.get(remote);
+    if (info === undefined) {
+      info = { id: 0, identity: remote.identity, namespace: remote.pod.namespace, podName: remote.pod.podName, labels: this.identityLabels(remote.identity) ?? [] };
+      this.remoteInfo.set(remote, info);
+    }
+    return info;
   }
 
   identityLabels(identity: number): readonly string[] | undefined {

@@ -17,10 +17,19 @@ export interface IpcacheEntryJson {
   HostIP?: string;
   /** The name of that node (whose lease the entry lives under). */
   Node: string;
+  /** The pod behind the address, if it is one (so other nodes' flows can name it). */
+  K8sNamespace?: string;
+  K8sPodName?: string;
+}
+
+/** A pod's names, as flows show them. */
+export interface PodName {
+  namespace: string;
+  podName: string;
 }
 
 export interface RemoteIpcacheHandler {
-  upsert(ip: string, identity: number, hostIp: string | undefined, node: string): Promise<void> | void;
+  upsert(ip: string, identity: number, hostIp: string | undefined, node: string, pod?: PodName): Promise<void> | void;
   delete(ip: string, identity: number): Promise<void> | void;
 }
 
@@ -36,6 +45,7 @@ export class IpcachePublisher {
     private readonly session: EtcdSession,
     private readonly node: string,
     private readonly hostIp: () => string | undefined,
+    private readonly podOf: (ip: string) => PodName | undefined = () => undefined,
   ) {
     session.onReconnect(() => this.republish());
   }
@@ -71,7 +81,14 @@ export class IpcachePublisher {
 
   private entry(ip: string, identity: number): string {
     const hostIp = this.hostIp();
-    const json: IpcacheEntryJson = { IP: ip, ID: identity, ...(hostIp ? { HostIP: hostIp } : {}), Node: this.node };
+    const pod = this.podOf(ip);
+    const json: IpcacheEntryJson = {
+      IP: ip,
+      ID: identity,
+      ...(hostIp ? { HostIP: hostIp } : {}),
+      Node: this.node,
+      ...(pod ? { K8sNamespace: pod.namespace, K8sPodName: pod.podName } : {}),
+    };
     return JSON.stringify(json);
   }
 
@@ -105,7 +122,8 @@ export class RemoteIpcacheWatch {
             log.warn(`ignoring ipcache entry ${ip}: ${value}`);
             return;
           }
-          if (entry.Node !== node) await handler.upsert(ip, entry.ID, entry.HostIP, entry.Node);
+          const pod = typeof entry.K8sPodName === "string" && typeof entry.K8sNamespace === "string" ? { namespace: entry.K8sNamespace, podName: entry.K8sPodName } : undefined;
+          if (entry.Node !== node) await handler.upsert(ip, entry.ID, entry.HostIP, entry.Node, pod);
         },
         delete: async (ip, value) => {
           const entry = parseEntry(value);

@@ -99,7 +99,7 @@ test("node registry: a listener hears of nodes joining, changing, and leaving wh
 test("ipcache: entries published by one node reach the others with their host, and leave with the lease", async () => {
   const seen = new Map<string, string>();
   const aSession = await session(2000);
-  const a = new IpcachePublisher(aSession, "a", () => "10.99.0.11");
+  const a = new IpcachePublisher(aSession, "a", () => "10.99.0.11", (ip) => (ip === "10.200.1.5" ? { namespace: "shop", podName: "db-0" } : undefined));
   await a.republish({ complete: true });
   await a.upsert("10.200.1.5", 300);
   await a.upsert("10.200.1.6", 301);
@@ -108,7 +108,7 @@ test("ipcache: entries published by one node reach the others with their host, a
     bSession,
     "b",
     {
-      upsert: (ip, id, host, node) => void seen.set(ip, `${id} ${host} ${node}`),
+      upsert: (ip, id, host, node, pod) => void seen.set(ip, `${id} ${host} ${node}${pod ? ` ${pod.namespace}/${pod.podName}` : ""}`),
       delete: (ip) => void seen.delete(ip),
     },
     log,
@@ -116,14 +116,15 @@ test("ipcache: entries published by one node reach the others with their host, a
   closers.push(() => watch.close());
   await watch.start();
   await watch.drained();
-  expect(Object.fromEntries(seen)).toEqual({ "10.200.1.5": "300 10.99.0.11 a", "10.200.1.6": "301 10.99.0.11 a" });
+  // A pod's names travel with its address, so flows on other nodes can name it.
+  expect(Object.fromEntries(seen)).toEqual({ "10.200.1.5": "300 10.99.0.11 a shop/db-0", "10.200.1.6": "301 10.99.0.11 a" });
   // b's own entries are not handed to b.
   const bPublisher = new IpcachePublisher(bSession, "b", () => "10.99.0.12");
   await bPublisher.republish({ complete: true });
   await bPublisher.upsert("10.200.2.5", 302);
   await a.delete("10.200.1.6");
   await a.upsert("10.200.1.5", 303);
-  await until("changes", () => seen.get("10.200.1.5") === "303 10.99.0.11 a" && !seen.has("10.200.1.6"));
+  await until("changes", () => seen.get("10.200.1.5") === "303 10.99.0.11 a shop/db-0" && !seen.has("10.200.1.6"));
   expect(seen.has("10.200.2.5")).toBe(false);
   await aSession.stop();
   await until("a's entries lapse", () => seen.size === 0, 10_000);
