@@ -8,7 +8,7 @@
  *   ... await metrics.stop();
  */
 import type { Registry } from "prom-client";
-import type { Flow } from "../flow/types.ts";
+import type { FlowFacts } from "../flow/facts.ts";
 import { startMetricsServer } from "../../metrics/http-server.ts";
 import type { MetricHandler } from "./handler.ts";
 import { dropHandler } from "./handlers/drop.ts";
@@ -32,8 +32,8 @@ const HANDLERS: Record<HubbleMetricName, (context: ContextOptions) => MetricHand
 };
 
 export interface HubbleMetrics {
-  /** Counts one flow in every enabled metric. Cheap: called for every flow the agent sees. */
-  handle(flow: Flow): void;
+  /** Counts one flow (a Flow, or the agent's on-demand view of a stored one) in every enabled metric. Cheap: called for every flow the agent sees. */
+  handle(flow: FlowFacts): void;
   /** The text exposition of every enabled metric. */
   render(): Promise<string>;
 }
@@ -58,7 +58,7 @@ export interface StartHubbleMetricsOptions {
   /** --hubble-metrics-server: "host:port" or ":port". */
   listen: string;
   /** Subscribes a listener to every flow the agent produces; answers the unsubscribe function. */
-  onFlow(listener: (flow: Flow) => void): () => void;
+  onFlow(listener: (flow: FlowFacts) => void): () => void;
 }
 
 export interface RunningHubbleMetrics {
@@ -89,7 +89,7 @@ export async function startHubbleMetrics({ spec, listen, onFlow }: StartHubbleMe
  * each time). Labels are sorted by name as upstream's Go client writes them; prom-client writes
  * the exposition from these samples at scrape time.
  */
-function countingHandler(handler: MetricHandler, registry: Registry): (flow: Flow) => void {
+function countingHandler(handler: MetricHandler, registry: Registry): (flow: FlowFacts) => void {
   const order = handler.labelNames.map((name, i) => ({ name, i })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const samples = new Map<string, { labels: Record<string, string>; value: number }>();
   const count = (values: string[]) => {

@@ -132,3 +132,21 @@ export function decodePacket(b: Uint8Array): DecodedPacket {
   const l3 = etherType === ETH_P_IP ? decodeIpv4(b, ETH_LEN) : etherType === ETH_P_IPV6 ? decodeIpv6(b, ETH_LEN) : undefined;
   return { ethernet, ip: l3?.ip, l4: l3?.l4 };
 }
+
+/** Only the L4 header of decodePacket(b): no addresses as text, for consumers that count by protocol and port. */
+export function decodePacketL4(b: Uint8Array): Layer4 | undefined {
+  if (b.length < ETH_LEN) return undefined;
+  const etherType = (b[12]! << 8) | b[13]!;
+  const off = ETH_LEN;
+  if (etherType === ETH_P_IP) {
+    if (b.length - off < 20 || b[off]! >> 4 !== 4) return undefined;
+    const ihl = (b[off]! & 0x0f) * 4;
+    const fragOffset = ((b[off + 6]! << 8) | b[off + 7]!) & 0x1fff;
+    return ihl < 20 || fragOffset !== 0 ? undefined : decodeL4(b, off + ihl, b[off + 9]!);
+  }
+  if (etherType === ETH_P_IPV6) {
+    if (b.length - off < IPV6_HEADER_LEN || b[off]! >> 4 !== 6) return undefined;
+    return decodeL4(b, off + IPV6_HEADER_LEN, b[off + 6]!);
+  }
+  return undefined;
+}
