@@ -89,7 +89,11 @@ export function contextLabelNames(options: ContextOptions): string[] {
 }
 
 /** The values of contextLabelNames(options) for a flow, in the same order. */
+const NO_VALUES: string[] = [];
+
 export function contextLabelValues(options: ContextOptions, flow: FlowFacts): string[] {
+  // Without context options (the common case) there is nothing to compute per flow.
+  if (options.labels.length === 0 && options.source.length === 0 && options.destination.length === 0) return NO_VALUES;
   const values = options.labels.map((label) => labelValue(label, flow));
   const direction = flow.traffic_direction;
   if (options.source.length) {

@@ -71,6 +71,7 @@ export class RecordFacts implements FlowFacts {
   private l4Value: Flow["l4"];
   private ipDecoded = false;
   private ipValue: Flow["IP"];
+  private eventTypeValue: { type: number; sub_type: number } | undefined;
   private sourceValue: Endpoint | undefined;
   private destinationValue: Endpoint | undefined;
   readonly source_names = undefined;
@@ -93,7 +94,7 @@ export class RecordFacts implements FlowFacts {
   }
 
   get event_type(): { type: number; sub_type: number } {
-    return { type: this.record[0]!, sub_type: this.record[1]! };
+    return (this.eventTypeValue ??= { type: this.record[0]!, sub_type: this.record[1]! });
   }
 
   get traffic_direction(): number {
