@@ -108,7 +108,8 @@ export class RecordFacts implements FlowFacts {
 
   get l4(): Flow["l4"] {
     if (!this.l4Decoded) {
-      this.l4Value = decodePacketL4(this.packet());
+      const b = this.record;
+      this.l4Value = decodePacketL4(b, EVENT_HEADER_LEN, EVENT_HEADER_LEN + Math.min(u16le(b, 12), b.length - EVENT_HEADER_LEN));
       this.l4Decoded = true;
     }
     return this.l4Value;
