@@ -10,7 +10,7 @@ const port = Number(portText);
 const started = performance.now();
 const until = started + Number(secondsText) * 1000;
 const rate = rateText === undefined ? Infinity : Number(rateText);
-// Nobody need listen: the ICMP port-unreachable answers come back as socket errors, ignored.
+// Nobody need listen: the ICMP port-unreachable answers come back as socket errors, ignored here and on send.
 const socket = await Bun.udpSocket({ socket: { error() {} } });
 const payload = new Uint8Array(16);
 const BATCH = 64;
@@ -24,8 +24,12 @@ for (let now = performance.now(); now < until; now = performance.now()) {
     await Bun.sleep(1);
     continue;
   }
-  sent += socket.sendMany(batch);
   attempted += BATCH;
+  try {
+    sent += socket.sendMany(batch);
+  } catch {
+    // A port-unreachable answer reported on this send: the batch counts as not sent.
+  }
 }
 socket.close();
 console.log(sent);
