@@ -213,7 +213,8 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
+	/* 8 MiB: ~45,000 records, 75 ms of 600,000 events/s while the agent is busy elsewhere. */
+	__uint(max_entries, 1 << 23);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cilium_events SEC(".maps");
 

@@ -182,6 +182,17 @@ const ENDPOINT_FILTER = { handle: 1, priority: 1 } as const;
 
 const LXC_PROGRAM = "cil_from_container";
 const EVENTS_MAP = "cilium_events";
+
+/**
+ * A pinned cilium_events of another size (left by an earlier build) cannot be reused by the
+ * load, which would fail. Its records are transient, so it is unpinned and the load creates the
+ * ring at the size bpf/lib/maps.h declares.
+ */
+function unpinResizedEventsRing(lxc: BpfObject, pinRoot: string): void {
+  const pin = join(pinRoot, EVENTS_MAP);
+  if (!existsSync(pin)) return;
+  if (BpfMap.pinnedInfo(pin).maxEntries !== lxc.map(EVENTS_MAP).maxEntries) rmSync(pin);
+}
 /** Connection-tracking and NAT maps, reported by mapFill besides the endpoint, ipcache and policy maps. */
 const PRESSURE_MAPS = ["cilium_ct4_global", "cilium_snat_v4_external"] as const;
 const HOST_PROGRAM = "cil_from_host";
@@ -264,6 +275,7 @@ export class NodeDatapath {
       // Both objects declare the shared maps pinned by name: the first load creates (or reuses
       // from an earlier run) and pins them, the second reuses them.
       objects.lxc = BpfObject.open(readObject("bpf_lxc"), { name: "bpf_lxc", pinRoot });
+      unpinResizedEventsRing(objects.lxc, pinRoot);
       objects.lxc.load();
       objects.host = BpfObject.open(readObject("bpf_host"), { name: "bpf_host", pinRoot });
       objects.host.load();

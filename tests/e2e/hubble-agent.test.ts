@@ -23,8 +23,8 @@ type Obj = Record<string, any>;
 const prefix = uniquePrefix("thb");
 const octet = (process.pid % 200) + 20;
 const podCidr = `10.207.${octet}.0/24`;
-/** cilium_events is 1 MiB: at most ~5,700 records of 184 bytes fit while nobody reads. */
-const FLOOD = 9000;
+/** cilium_events is 8 MiB: at most ~45,600 records of 184 bytes fit while nobody reads. */
+const FLOOD = 30_000;
 
 describePrivileged("Hubble in the agent (real agent, real kernel, real traffic)", () => {
   const namespaces = new TestNamespaces(prefix);
@@ -149,7 +149,7 @@ spec:
     process.kill(pid, "SIGSTOP");
     try {
       // Every datagram is a policy drop, and every drop an event.
-      run(["nsenter", `--net=/var/run/netns/${pods.get("client-0")!.netns}`, "bash", "-c", `for i in $(seq ${FLOOD}); do echo -n x 2>/dev/null >/dev/udp/${ip("server-0")}/9999; done; true`], { timeoutMs: 60_000 });
+      run(["nsenter", `--net=/var/run/netns/${pods.get("client-0")!.netns}`, "bash", "-c", `for i in $(seq ${FLOOD}); do echo -n x 2>/dev/null >/dev/udp/${ip("server-0")}/9999; done; true`], { timeoutMs: 120_000 });
     } finally {
       process.kill(pid, "SIGCONT");
     }
@@ -168,5 +168,5 @@ spec:
     const drops = (await getFlows({ number: 4000 })).filter((r) => r.flow?.l4?.UDP?.destination_port === 9999 && r.flow.verdict === 2);
     expect(drops.length).toBeGreaterThan(1000);
     expect(drops[0]!.flow.source.pod_name).toBe("client-0");
-  }, 90_000);
+  }, 150_000);
 });

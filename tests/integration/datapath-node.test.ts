@@ -6,6 +6,10 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { BpfMap, BpfObject } from "../../src/datapath/bpf/index.ts";
+import { readObject } from "../../src/datapath/objects.ts";
+import { mapPinRoot } from "../../src/datapath/pinned.ts";
 import { Netlink } from "../../src/datapath/netlink/index.ts";
 import { Netns } from "../../src/datapath/netns.ts";
 import { NodeDatapath, type EndpointAttachment } from "../../src/datapath/node.ts";
@@ -146,6 +150,24 @@ describePrivileged("node datapath: pods, host and outside", () => {
     expect(probe(pods[0]!.netns, "tcp", pods[1]!.endpoint.ipv4, 7000)).toBe(pods[0]!.endpoint.ipv4);
     for (const pod of pods) datapath.applyEndpoint(pod.endpoint);
     expect(probe(pods[1]!.netns, "udp", outsideIp, 7000)).toBe(nodeIp);
+  });
+
+  test("a restart over an events ring pinned at another size (an earlier build) recreates the ring and keeps the rest", () => {
+    datapath!.close();
+    const eventsPin = join(mapPinRoot(bpfRoot), "cilium_events");
+    rmSync(eventsPin);
+    const older = BpfObject.open(readObject("bpf_lxc"), { name: "bpf_lxc", pinRoot: mapPinRoot(bpfRoot) });
+    try {
+      older.map("cilium_events").setMaxEntries(1 << 20);
+      older.load();
+    } finally {
+      older.close();
+    }
+    expect(BpfMap.pinnedInfo(eventsPin).maxEntries).toBe(1 << 20);
+    datapath = NodeDatapath.start({ bpfRoot, podCidr, mtu: 1500, masquerade: true, netns: node });
+    expect(BpfMap.pinnedInfo(eventsPin).maxEntries).toBe(1 << 23);
+    expect(datapath.listEndpoints()).toHaveLength(2);
+    expect(probe(pods[0]!.netns, "tcp", pods[1]!.endpoint.ipv4, 7000)).toBe(pods[0]!.endpoint.ipv4);
   });
 
   test("a removed endpoint is unreachable and leaves no map entry or pin", () => {

@@ -73,9 +73,9 @@ describePrivileged("RingBufferReader on the real event ring", () => {
     try {
       mmapReader.consumeNow();
       seen.length = 0;
-      // 24 rounds of up to 2,000 packets with 2 records each: ~8 MB through a 1 MiB ring.
+      // 96 rounds of up to 2,000 packets with 2 records each: ~35 MB through the 8 MiB ring.
       let expected = 0;
-      for (let round = 0; round < 24; round++) {
+      for (let round = 0; round < 96; round++) {
         const runs = 500 + ((round * 577) % 1500);
         netns.run(() => testRun(program, { data: packet(1000 + round), repeat: runs }));
         expected += 2 * runs;

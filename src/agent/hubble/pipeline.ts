@@ -6,14 +6,16 @@
  * not decode are counted and logged.
  */
 import type { Logger } from "../../logging/index.ts";
-import { MonitorEventType, timestampFromNanos, type Flow } from "../../hubble/flow/types.ts";
+import type { FlowFacts } from "../../hubble/flow/facts.ts";
+import { MonitorEventType, timestampFromNanos } from "../../hubble/flow/types.ts";
 import { monotonicNs } from "../../datapath/clock.ts";
 import { EventRecordError, FlowParser, monotonicToWall, RecentEndpoints, recordSeconds } from "../../hubble/parser/index.ts";
 import { FlowRing, LostEventSource } from "../../hubble/ring.ts";
 import type { MonitorListener } from "../monitor/index.ts";
 import { AgentEndpointResolver, type AgentResolverSources } from "./resolver.ts";
 
-export type FlowListener = (flow: Flow) => void;
+/** Gets each stored flow as its facts, decoded on demand from the record (building the whole Flow costs more than storing it). */
+export type FlowListener = (flow: FlowFacts) => void;
 
 export interface FlowPipelineStats {
   /** Flows stored since start. */
@@ -91,7 +93,7 @@ export class FlowPipeline implements MonitorListener {
     // By the record's own timestamp: reading a clock per flow costs more than the rest of ingest.
     this.rate.add(recordSeconds(record));
     if (this.listeners.size === 0) return;
-    const flow = event.flow;
+    const flow = event.facts();
     for (const listener of this.listeners) {
       try {
         listener(flow);
@@ -106,7 +108,7 @@ export class FlowPipeline implements MonitorListener {
     this.options.ring.writeLost({ source: LostEventSource.PERF_EVENT_RING_BUFFER, count, time: timestampFromNanos(BigInt(this.now()) * 1_000_000n) });
   }
 
-  /** Every parsed flow, as it is stored; call the returned function to stop. */
+  /** Every parsed flow as it is stored, as its facts; call the returned function to stop. */
   onFlow(listener: FlowListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

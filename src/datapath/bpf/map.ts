@@ -5,7 +5,7 @@
  */
 import { bpf_map_batch_opts } from "./abi.ts";
 import { BpfError, check, ENOTSUPP } from "./error.ts";
-import { mapInfo } from "./info.ts";
+import { mapInfo, type MapInfo } from "./info.ts";
 import { libbpf } from "./libbpf.ts";
 import type { BpfMapHandle } from "./object.ts";
 import { PerCpuCodec, type Codec } from "./codec.ts";
@@ -114,6 +114,16 @@ export class BpfMap<K, V> {
     } catch (error) {
       libc.close(fd);
       throw error;
+    }
+  }
+
+  /** What the kernel says of a map pinned on bpffs (type, sizes, max_entries), without codecs. */
+  static pinnedInfo(path: string): MapInfo {
+    const fd = check(`open pinned map ${path}`, () => libbpf().bpf_obj_get(cString(path)));
+    try {
+      return mapInfo(fd);
+    } finally {
+      libc.close(fd);
     }
   }
 

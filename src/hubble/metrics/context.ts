@@ -3,7 +3,8 @@
  * ingress/egress variants, and labelsContext): extra labels naming who sent and who received a
  * flow. Pure.
  */
-import type { Endpoint, Flow } from "../flow/types.ts";
+import type { FlowFacts } from "../flow/facts.ts";
+import type { Endpoint } from "../flow/types.ts";
 import { TrafficDirection } from "../flow/types.ts";
 
 export const CONTEXT_IDENTIFIERS = ["identity", "namespace", "pod", "pod-short", "pod-name", "dns", "ip", "reserved-identity", "workload-name", "app"] as const;
@@ -88,7 +89,11 @@ export function contextLabelNames(options: ContextOptions): string[] {
 }
 
 /** The values of contextLabelNames(options) for a flow, in the same order. */
-export function contextLabelValues(options: ContextOptions, flow: Flow): string[] {
+const NO_VALUES: string[] = [];
+
+export function contextLabelValues(options: ContextOptions, flow: FlowFacts): string[] {
+  // Without context options (the common case) there is nothing to compute per flow.
+  if (options.labels.length === 0 && options.source.length === 0 && options.destination.length === 0) return NO_VALUES;
   const values = options.labels.map((label) => labelValue(label, flow));
   const direction = flow.traffic_direction;
   if (options.source.length) {
@@ -103,7 +108,7 @@ export function contextLabelValues(options: ContextOptions, flow: Flow): string[
   return values;
 }
 
-function firstNonEmpty(identifiers: ContextIdentifier[], flow: Flow, source: boolean): string {
+function firstNonEmpty(identifiers: ContextIdentifier[], flow: FlowFacts, source: boolean): string {
   for (const identifier of identifiers) {
     const value = identifierValue(identifier, flow, source);
     if (value !== "") return value;
@@ -115,7 +120,7 @@ const SHORT_POD = /^(.+?)(-[a-z0-9]+){1,2}$/;
 const KUBE_APISERVER = "reserved:kube-apiserver";
 const APP_LABELS = ["k8s:app.kubernetes.io/name", "k8s:k8s-app", "k8s:app"];
 
-function identifierValue(identifier: ContextIdentifier, flow: Flow, source: boolean): string {
+function identifierValue(identifier: ContextIdentifier, flow: FlowFacts, source: boolean): string {
   const endpoint: Endpoint = (source ? flow.source : flow.destination) ?? {};
   const namespaced = (name: string) => (endpoint.namespace ? `${endpoint.namespace}/${name}` : name);
   switch (identifier) {
@@ -154,7 +159,7 @@ function appOf(labels: string[]): string {
   return "";
 }
 
-function labelValue(label: ContextLabel, flow: Flow): string {
+function labelValue(label: ContextLabel, flow: FlowFacts): string {
   switch (label) {
     case "source_ip":
       return flow.IP?.source ?? "";

@@ -4,7 +4,8 @@
  * handlers label with, in upstream's words.
  */
 import { enumName } from "../proto/index.ts";
-import { MonitorEventType, type Flow } from "../flow/types.ts";
+import type { FlowFacts } from "../flow/facts.ts";
+import { MonitorEventType } from "../flow/types.ts";
 
 export interface MetricHandler {
   /** Full metric name, "hubble_drop_total". */
@@ -12,11 +13,11 @@ export interface MetricHandler {
   help: string;
   /** Label names in upstream's order; values passed to `count` follow it. */
   labelNames: string[];
-  process(flow: Flow, count: (values: string[]) => void): void;
+  process(flow: FlowFacts, count: (values: string[]) => void): void;
 }
 
 /** Upstream's FlowProtocol: the L7 protocol for access-log flows, else the L4 protocol. */
-export function flowProtocol(flow: Flow): string {
+export function flowProtocol(flow: FlowFacts): string {
   const type = flow.event_type?.type;
   if (type === MonitorEventType.L7) return "Unknown L7";
   if (type === MonitorEventType.DROP || type === MonitorEventType.TRACE || type === MonitorEventType.POLICY_VERDICT || type === MonitorEventType.CAPTURE) {

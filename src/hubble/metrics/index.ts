@@ -8,7 +8,7 @@
  *   ... await metrics.stop();
  */
 import type { Registry } from "prom-client";
-import type { Flow } from "../flow/types.ts";
+import type { FlowFacts } from "../flow/facts.ts";
 import { startMetricsServer } from "../../metrics/http-server.ts";
 import type { MetricHandler } from "./handler.ts";
 import { dropHandler } from "./handlers/drop.ts";
@@ -32,8 +32,8 @@ const HANDLERS: Record<HubbleMetricName, (context: ContextOptions) => MetricHand
 };
 
 export interface HubbleMetrics {
-  /** Counts one flow in every enabled metric. Cheap: called for every flow the agent sees. */
-  handle(flow: Flow): void;
+  /** Counts one flow (a Flow, or the agent's on-demand view of a stored one) in every enabled metric. Cheap: called for every flow the agent sees. */
+  handle(flow: FlowFacts): void;
   /** The text exposition of every enabled metric. */
   render(): Promise<string>;
 }
@@ -58,7 +58,7 @@ export interface StartHubbleMetricsOptions {
   /** --hubble-metrics-server: "host:port" or ":port". */
   listen: string;
   /** Subscribes a listener to every flow the agent produces; answers the unsubscribe function. */
-  onFlow(listener: (flow: Flow) => void): () => void;
+  onFlow(listener: (flow: FlowFacts) => void): () => void;
 }
 
 export interface RunningHubbleMetrics {
@@ -83,31 +83,51 @@ export async function startHubbleMetrics({ spec, listen, onFlow }: StartHubbleMe
   };
 }
 
+interface Sample {
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Label values to their sample, one map level per label: finding a sample allocates nothing. */
+type SampleTree = Map<string, SampleTree | Sample>;
+
 /**
- * The handler's counter family, kept as a map from label values to a count: a flow costs a
- * string join and a map lookup per count (prom-client's own labelled inc() hashes a label object
- * each time). Labels are sorted by name as upstream's Go client writes them; prom-client writes
- * the exposition from these samples at scrape time.
+ * The handler's counter family, kept as a tree from label values to a count: a flow costs a map
+ * lookup per label value (prom-client's own labelled inc() hashes a label object each time).
+ * Labels are sorted by name as upstream's Go client writes them; prom-client writes the
+ * exposition from these samples at scrape time.
  */
-function countingHandler(handler: MetricHandler, registry: Registry): (flow: Flow) => void {
+function countingHandler(handler: MetricHandler, registry: Registry): (flow: FlowFacts) => void {
   const order = handler.labelNames.map((name, i) => ({ name, i })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const samples = new Map<string, { labels: Record<string, string>; value: number }>();
+  const samples: Sample[] = [];
+  const tree: SampleTree = new Map();
   const count = (values: string[]) => {
-    const key = values.join("\0");
-    const sample = samples.get(key);
+    let node = tree;
+    const last = values.length - 1;
+    for (let i = 0; i < last; i++) {
+      let next = node.get(values[i]!) as SampleTree | undefined;
+      if (next === undefined) {
+        next = new Map();
+        node.set(values[i]!, next);
+      }
+      node = next;
+    }
+    const sample = node.get(values[last]!) as Sample | undefined;
     if (sample !== undefined) {
       sample.value++;
       return;
     }
     const labels: Record<string, string> = {};
     for (const { name, i } of order) labels[name] = values[i]!;
-    samples.set(key, { labels, value: 1 });
+    const created = { labels, value: 1 };
+    node.set(values[last]!, created);
+    samples.push(created);
   };
   registry.registerMetric({
     name: handler.name,
     help: handler.help,
     type: "counter",
-    get: async () => ({ name: handler.name, help: handler.help, type: "counter", aggregator: "sum", values: [...samples.values()].map((s) => ({ labels: s.labels, value: s.value })) }),
+    get: async () => ({ name: handler.name, help: handler.help, type: "counter", aggregator: "sum", values: samples.map((s) => ({ labels: s.labels, value: s.value })) }),
   } as unknown as Parameters<Registry["registerMetric"]>[0]);
   return (flow) => handler.process(flow, count);
 }

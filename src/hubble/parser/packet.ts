@@ -82,13 +82,16 @@ function tcpFlags(bits: number, ns: boolean): TCPFlags {
   return f;
 }
 
-function decodeL4(b: Uint8Array, off: number, proto: number): Layer4 | undefined {
-  const left = b.length - off;
+/** The L4 header at `off`, the capture ending at `end`. */
+function decodeL4(b: Uint8Array, off: number, proto: number, end = b.length): Layer4 | undefined {
+  const left = end - off;
   const ports = () => ({ source_port: (b[off]! << 8) | b[off + 1]!, destination_port: (b[off + 2]! << 8) | b[off + 3]! });
   switch (proto) {
     case IPPROTO_TCP:
       if (left < 14) return left >= 4 ? { TCP: ports() } : undefined;
-      return { TCP: { ...ports(), flags: TCP_FLAGS[b[off + 13]! | ((b[off + 12]! & 0x01) << 8)]! } };
+      return {
+        TCP: { source_port: (b[off]! << 8) | b[off + 1]!, destination_port: (b[off + 2]! << 8) | b[off + 3]!, flags: TCP_FLAGS[b[off + 13]! | ((b[off + 12]! & 0x01) << 8)]! },
+      };
     case IPPROTO_UDP:
       return left >= 4 ? { UDP: ports() } : undefined;
     case IPPROTO_SCTP:
@@ -131,4 +134,25 @@ export function decodePacket(b: Uint8Array): DecodedPacket {
   const etherType = (b[12]! << 8) | b[13]!;
   const l3 = etherType === ETH_P_IP ? decodeIpv4(b, ETH_LEN) : etherType === ETH_P_IPV6 ? decodeIpv6(b, ETH_LEN) : undefined;
   return { ethernet, ip: l3?.ip, l4: l3?.l4 };
+}
+
+/**
+ * Only the L4 header of the packet captured in b[start, end): no addresses as text, no view of
+ * its own, for consumers that count by protocol and port.
+ */
+export function decodePacketL4(b: Uint8Array, start = 0, end = b.length): Layer4 | undefined {
+  if (end - start < ETH_LEN) return undefined;
+  const etherType = (b[start + 12]! << 8) | b[start + 13]!;
+  const off = start + ETH_LEN;
+  if (etherType === ETH_P_IP) {
+    if (end - off < 20 || b[off]! >> 4 !== 4) return undefined;
+    const ihl = (b[off]! & 0x0f) * 4;
+    const fragOffset = ((b[off + 6]! << 8) | b[off + 7]!) & 0x1fff;
+    return ihl < 20 || fragOffset !== 0 ? undefined : decodeL4(b, off + ihl, b[off + 9]!, end);
+  }
+  if (etherType === ETH_P_IPV6) {
+    if (end - off < IPV6_HEADER_LEN || b[off]! >> 4 !== 6) return undefined;
+    return decodeL4(b, off + IPV6_HEADER_LEN, b[off + 6]!, end);
+  }
+  return undefined;
 }

@@ -5,21 +5,16 @@
  * record when someone reads it: most stored flows are overwritten unread, and a 176-byte record
  * plus two shared references is far smaller than a Flow's object tree.
  */
-import { FlowType, MonitorEventType, TraceObservationPoint, Verdict, type Endpoint, type Flow } from "../flow/types.ts";
+import { FlowType, MonitorEventType, TraceObservationPoint, Verdict, type Flow } from "../flow/types.ts";
 import type { KtimeToWall } from "./clock.ts";
-import type { EndpointInfo, EndpointResolver } from "./endpoints.ts";
+import type { EndpointResolver } from "./endpoints.ts";
+import { dropReasonOf, endpoint, isReplyOf, RecordFacts, TRACE_REASON_UNKNOWN, TRACE_TO_NETWORK, type Enrichment } from "./facts.ts";
 import { decodePacket, ipv4Text, readU32 } from "./packet.ts";
 import { decodeEventRecord, EVENT_HEADER_LEN, EVENT_VERSION, EventRecordError, type EventRecord } from "./record.ts";
 import { summarize } from "./summary.ts";
 
-/** Datapath trace reasons (bpf/lib/trace.h), i.e. conntrack states. */
-const TRACE_REASON_REPLY = 2;
-const TRACE_REASON_UNKNOWN = 5;
 /** Datapath trace point 0 (to a local endpoint) is TO_ENDPOINT on the wire. */
 const TRACE_TO_LXC = 0;
-const TRACE_TO_NETWORK = 11;
-/** Policy drops: the datapath judges only packets that are not replies (bpf/README.md, Policy). */
-const POLICY_DROPS = new Set([133, 181]);
 
 /** Offsets in the record: the packet's Ethernet type and IPv4 header. */
 const ETHERTYPE_AT = EVENT_HEADER_LEN + 12;
@@ -33,9 +28,6 @@ export interface FlowParserOptions {
   /** Flow ids from the ingest sequence number; by default a UUID unique to this parser and number. */
   uuid?: (sequence: number) => string;
 }
-
-/** What ingest learned about one side of a flow: a local endpoint, or just an identity's labels. */
-type Enrichment = Pick<EndpointInfo, "id" | "identity"> & Partial<Pick<EndpointInfo, "namespace" | "podName" | "labels">>;
 
 /**
  * Records are copied into large shared buffers (header and capture only), so a stored record
@@ -64,6 +56,11 @@ export class FlowEvent {
   /** A new Flow message on every read (callers may keep it). */
   get flow(): Flow {
     return this.parser.build(this);
+  }
+
+  /** The fields flow listeners read, decoded from the record on demand (see RecordFacts). */
+  facts(): RecordFacts {
+    return new RecordFacts(this.record, this.source, this.destination);
   }
 
   /** The endpoints' namespaces, without building the flow. */
@@ -148,7 +145,7 @@ export class FlowParser {
 
   private toFlow(r: EventRecord, event: FlowEvent): Flow {
     // A denying policy verdict is a drop as Hubble shows it (upstream: verdict < 0 -> DROPPED).
-    const isDrop = r.type === MonitorEventType.DROP || (r.policy !== undefined && r.policy.dropReason !== 0);
+    const isDrop = r.type === MonitorEventType.DROP || dropReasonOf(r.type, r.subtype, r.reason) !== 0;
     const packet = decodePacket(r.packet);
     const ip = packet.ip;
     if (ip && r.type === MonitorEventType.TRACE && r.subtype === TRACE_TO_NETWORK && r.origIp4 !== 0) {
@@ -179,23 +176,19 @@ export class FlowParser {
       if (r.policy.dropReason !== 0) {
         flow.drop_reason = r.policy.dropReason;
         flow.drop_reason_desc = r.policy.dropReason;
-      } else {
-        // Allows are reported for the first packet of a connection, never for replies (upstream).
-        flow.is_reply = { value: false };
       }
     } else if (isDrop) {
       flow.drop_reason = r.subtype;
       flow.drop_reason_desc = r.subtype;
       if (r.file) flow.file = r.file;
-      if (POLICY_DROPS.has(r.subtype)) flow.is_reply = { value: false };
     } else {
       flow.trace_observation_point = r.subtype === TRACE_TO_LXC ? TraceObservationPoint.TO_ENDPOINT : r.subtype;
-      if (r.reason !== TRACE_REASON_UNKNOWN) {
-        // flow.TraceReason is the datapath's reason plus one (0 is "unknown" on the wire).
-        flow.trace_reason = r.reason + 1;
-        flow.is_reply = { value: r.reason === TRACE_REASON_REPLY || r.reply };
-      }
+      // flow.TraceReason is the datapath's reason plus one (0 is "unknown" on the wire).
+      if (r.reason !== TRACE_REASON_UNKNOWN) flow.trace_reason = r.reason + 1;
     }
+    // As the record's flow facts have it (facts.ts).
+    const reply = isReplyOf(r.type, r.subtype, r.reason, r.reply ? 0x04 : 0);
+    if (reply !== undefined) flow.is_reply = { value: reply.value };
     return flow;
   }
 }
@@ -207,16 +200,6 @@ function readU32le(b: Uint8Array, off: number): number {
 /** The record's bpf_ktime_get_ns() in seconds (a double: exact enough to bucket by second). */
 export function recordSeconds(record: Uint8Array): number {
   return Math.floor((readU32le(record, 36) * 2 ** 32 + readU32le(record, 32)) / 1e9);
-}
-
-function endpoint(enrichment: Enrichment | undefined, identity: number, endpointId: number): Endpoint {
-  const ep: Endpoint = { ID: endpointId || enrichment?.id || 0, identity: identity || enrichment?.identity || 0 };
-  if (enrichment === undefined) return ep;
-  if (enrichment.namespace) ep.namespace = enrichment.namespace;
-  if (enrichment.podName) ep.pod_name = enrichment.podName;
-  // Shared with the resolver's cache: stored flows are read, never changed.
-  if (enrichment.labels !== undefined) ep.labels = enrichment.labels as string[];
-  return ep;
 }
 
 /** Version-4-shaped UUIDs: random per parser, the sequence number in the last 48 bits. */

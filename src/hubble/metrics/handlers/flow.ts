@@ -1,6 +1,7 @@
 /** hubble_flows_processed_total{protocol, type, subtype, verdict}: every flow, by event type and verdict. */
 import { tracePointName } from "../../flow/monitor.ts";
-import { MonitorEventType, type Flow } from "../../flow/types.ts";
+import type { FlowFacts } from "../../flow/facts.ts";
+import { MonitorEventType } from "../../flow/types.ts";
 import { contextLabelNames, contextLabelValues, type ContextOptions } from "../context.ts";
 import { flowProtocol, protoEnumText, type MetricHandler } from "../handler.ts";
 
@@ -17,7 +18,7 @@ export function flowHandler(context: ContextOptions): MetricHandler {
 }
 
 /** Upstream's type and subtype words for the flow's monitor event. */
-function eventTypeLabels(flow: Flow): [string, string] {
+function eventTypeLabels(flow: FlowFacts): [string, string] {
   const type = flow.event_type?.type ?? 0;
   switch (type) {
     case MonitorEventType.L7:

@@ -3,6 +3,12 @@ import { Verdict } from "../../flow/types.ts";
 import { contextLabelNames, contextLabelValues, type ContextOptions } from "../context.ts";
 import type { MetricHandler } from "../handler.ts";
 
+/** Port numbers as label text, made once per port. */
+const PORT_TEXTS: string[] = [];
+function portText(port: number): string {
+  return (PORT_TEXTS[port] ??= String(port));
+}
+
 export function portDistributionHandler(context: ContextOptions): MetricHandler {
   return {
     name: "hubble_port_distribution_total",
@@ -15,9 +21,9 @@ export function portDistributionHandler(context: ContextOptions): MetricHandler 
       const l4 = flow.l4;
       if (!l4) return;
       const labels = () => contextLabelValues(context, flow);
-      if (l4.TCP) count(["TCP", String(l4.TCP.destination_port), ...labels()]);
-      if (l4.UDP) count(["UDP", String(l4.UDP.destination_port), ...labels()]);
-      if (l4.SCTP) count(["SCTP", String(l4.SCTP.destination_port), ...labels()]);
+      if (l4.TCP) count(["TCP", portText(l4.TCP.destination_port), ...labels()]);
+      if (l4.UDP) count(["UDP", portText(l4.UDP.destination_port), ...labels()]);
+      if (l4.SCTP) count(["SCTP", portText(l4.SCTP.destination_port), ...labels()]);
       if (l4.ICMPv4) count(["ICMPv4", "0", ...labels()]);
       if (l4.ICMPv6) count(["ICMPv6", "0", ...labels()]);
     },
