@@ -44,7 +44,13 @@ function rootLogger(): ConsolaInstance {
 
 /** A logger tagged with a subsystem (upstream's `subsys`), following the current options. */
 export function logger(subsys: string): Logger {
-  const tagged = () => rootLogger().withTag(subsys);
+  // One tagged instance per root logger: withTag builds a whole consola instance, too much per line.
+  let cached: { root: ConsolaInstance; instance: ConsolaInstance } | undefined;
+  const tagged = () => {
+    const instance = rootLogger();
+    if (cached?.root !== instance) cached = { root: instance, instance: instance.withTag(subsys) };
+    return cached.instance;
+  };
   return {
     debug: (...args: unknown[]) => tagged().debug(...(args as [unknown])),
     info: (...args: unknown[]) => tagged().info(...(args as [unknown])),
