@@ -11,7 +11,8 @@ import { configureLogging, logOptionsFromArgv } from "./logging/options.ts";
 const modes: Record<string, () => Promise<void>> = {
   "cilium-cni": async () => {
     const { main } = await import("./cni/plugin.ts");
-    process.exitCode = await main();
+    // main() has flushed its output: exiting at once spares the runtime's own wind-down.
+    process.exit(await main());
   },
   hubble: async () => {
     const [{ runMain }, { default: hubble }] = await Promise.all([import("citty"), import("./commands/hubble.ts")]);

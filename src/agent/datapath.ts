@@ -4,7 +4,7 @@
  */
 import { existsSync } from "node:fs";
 import { release } from "node:os";
-import { NodeDatapath, type EndpointAttachment } from "../datapath/node.ts";
+import { MissingInterfaceError, NodeDatapath, type EndpointAttachment } from "../datapath/node.ts";
 import type { Endpoint } from "./api/types.ts";
 import { podMtu, type AgentConfig } from "./config.ts";
 import { EndpointGoneError, type ApplyOptions, type DatapathEvents, type DatapathPolicy, type EndpointDatapath, type IpcacheEntry, type RemoteNode } from "./endpoint/datapath.ts";
@@ -64,10 +64,12 @@ export class LinuxDatapath implements EndpointDatapath {
     if (netnsPath && !existsSync(netnsPath)) {
       throw new EndpointGoneError(`endpoint ${endpoint.id}: network namespace ${netnsPath} no longer exists`);
     }
-    if (!this.started.hasInterface(target.ifindex, target.ifname)) {
+    try {
+      this.started.applyEndpoint(target);
+    } catch (error) {
+      if (!(error instanceof MissingInterfaceError)) throw error;
       throw new EndpointGoneError(`endpoint ${endpoint.id}: host interface ${target.ifname} (ifindex ${target.ifindex}) no longer exists`);
     }
-    this.started.applyEndpoint(target);
   }
 
   async removeEndpoint(endpoint: Endpoint): Promise<void> {

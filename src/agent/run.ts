@@ -18,12 +18,16 @@ export async function runAgent(
   createDatapath: () => Promise<EndpointDatapath>,
 ): Promise<number> {
   const log = logger("daemon");
+  // Listening from the start: the API answers before startDaemon returns, and a SIGTERM in
+  // between would otherwise kill the process without the shutdown.
+  const signals = stopOnSignals(log);
   let daemon: Daemon;
   try {
     const { config, ignoredConfigDirEntries } = loadAgentConfig(flags, process.env);
     if (ignoredConfigDirEntries.length > 0) log.warn(`ignoring config dir entries that name no option: ${ignoredConfigDirEntries.join(", ")}`);
     daemon = await startDaemon({ config, datapath: await createDatapath() });
   } catch (error) {
+    signals.remove();
     if (error instanceof ConfigError) {
       for (const problem of error.problems) console.error(`invalid configuration: ${problem}`);
       return 2;
@@ -31,20 +35,17 @@ export async function runAgent(
     log.error(`the agent cannot start: ${errorMessage(error)}`);
     return 1;
   }
-  stopOnSignals(daemon, log);
+  signals.started(daemon);
   return 0;
 }
 
-function stopOnSignals(daemon: Daemon, log: ReturnType<typeof logger>): void {
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      log.warn(`${signal} again: exiting without finishing the shutdown`);
-      process.exit(1);
-    }
-    stopping = true;
+/** SIGTERM/SIGINT stop the daemon, at once or, when one comes during start-up, once it is up. */
+function stopOnSignals(log: ReturnType<typeof logger>): { started(daemon: Daemon): void; remove(): void } {
+  let daemon: Daemon | undefined;
+  let received: NodeJS.Signals | undefined;
+  const stop = (signal: NodeJS.Signals, running: Daemon) => {
     log.info(`${signal} received: stopping`);
-    daemon.stop().then(
+    running.stop().then(
       () => process.exit(0),
       (error) => {
         log.error(`the agent did not stop cleanly: ${errorMessage(error)}`);
@@ -52,6 +53,24 @@ function stopOnSignals(daemon: Daemon, log: ReturnType<typeof logger>): void {
       },
     );
   };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (received) {
+      log.warn(`${signal} again: exiting without finishing the shutdown`);
+      process.exit(1);
+    }
+    received = signal;
+    if (daemon) stop(signal, daemon);
+  };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  return {
+    started(running) {
+      daemon = running;
+      if (received) stop(received, running);
+    },
+    remove() {
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
+    },
+  };
 }

@@ -21,7 +21,7 @@ export async function add(env: CniEnvironment, config: NetworkConfig): Promise<R
   const attachment: Attachment = { containerId: env.containerId, ifname: env.ifname };
   const key = attachmentKey(attachment);
   const operation = `ADD ${key}`;
-  checkSandboxPath(env.netns);
+  await checkSandboxPath(env.netns);
   const request: CniAttachRequest = { "netns-path": env.netns, ...endpointLabels(env.args, config.labels) };
   if (config.mtu !== undefined) request.mtu = config.mtu;
   mark("add: request ready");

@@ -24,7 +24,7 @@ export async function check(env: CniEnvironment, config: NetworkConfig): Promise
   const attachment: Attachment = { containerId: env.containerId, ifname: env.ifname };
   const operation = `CHECK ${attachmentKey(attachment)}`;
   const endpoint = await readyEndpoint(new AgentClient(config.socketPath), attachment, operation);
-  const sandbox = openSandbox(env.netns);
+  const sandbox = await openSandbox(env.netns);
   try {
     const host = openHostNetlink(operation);
     try {

@@ -16,8 +16,8 @@ export interface Sandbox {
   close(): void;
 }
 
-export function openSandbox(path: string): Sandbox {
-  checkSandboxPath(path);
+export async function openSandbox(path: string): Promise<Sandbox> {
+  await checkSandboxPath(path);
   let netns: Netns;
   try {
     netns = Netns.open(path);

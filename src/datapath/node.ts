@@ -137,6 +137,14 @@ export interface PolicyUpdateResult {
   removed: number;
 }
 
+/** applyEndpoint: the endpoint's host interface is gone (or another interface has its index now). */
+export class MissingInterfaceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "MissingInterfaceError";
+  }
+}
+
 /** setEndpointPolicy could not write the policy; the endpoint was left enforced, failing closed. */
 export class PolicyMapFullError extends Error {
   constructor(
@@ -224,6 +232,12 @@ export class NodeDatapath {
   private policyEntryCount = 0;
   /** The mirror may differ from the kernel (a re-read failed): re-read before the next use. */
   private policyMirrorStale = false;
+  /**
+   * cilium_lxc's addresses by endpoint id, read from the kernel when the datapath starts and then
+   * kept in step with every write and delete this process makes (the agent is the map's only
+   * writer): a policy write finds its endpoint's entries without walking the whole map.
+   */
+  private readonly endpointAddresses = new Map<number, Set<string>>();
 
   private constructor(
     readonly config: NodeDatapathConfig,
@@ -332,6 +346,7 @@ export class NodeDatapath {
         tcxSupported() ? "tcx" : "clsact",
       );
       datapath.loadPolicyMirror();
+      datapath.loadEndpointIndex();
       datapath.registerHostAddresses();
       datapath.attach(objects.host.program(HOST_PROGRAM), host, "egress");
       if (native) {
@@ -349,7 +364,7 @@ export class NodeDatapath {
     }
   }
 
-  /** Programs one endpoint: its map entry, then the program on its host veth. Idempotent. */
+  /** Programs one endpoint: the program on its host veth, then its map entry. Idempotent. */
   applyEndpoint(endpoint: EndpointAttachment): void {
     inNetns(this.config.netns, () => this.applyEndpointHere(endpoint));
   }
@@ -357,7 +372,7 @@ export class NodeDatapath {
   private applyEndpointHere(endpoint: EndpointAttachment): void {
     const veth = this.netlink.link(endpoint.ifindex);
     if (!veth || veth.name !== endpoint.ifname) {
-      throw new Error(`endpoint ${endpoint.id}: host interface ${endpoint.ifname} (ifindex ${endpoint.ifindex}) does not exist`);
+      throw new MissingInterfaceError(`endpoint ${endpoint.id}: host interface ${endpoint.ifname} (ifindex ${endpoint.ifindex}) does not exist`);
     }
     if (!veth.mac) throw new Error(`endpoint ${endpoint.id}: host interface ${endpoint.ifname} has no MAC address`);
     const existing = this.endpoints.lookup({ ip4: endpoint.ipv4 });
@@ -375,9 +390,10 @@ export class NodeDatapath {
     // costs the pod the kernel's 1 s retransmit.
     this.attachEndpoint(this.objects.lxc.program(LXC_PROGRAM), veth);
     try {
-      this.endpoints.update(
-        { ip4: endpoint.ipv4 },
+      this.writeEndpointEntry(
+        endpoint.ipv4,
         { ifindex: endpoint.ifindex, lxcId: endpoint.id, flags, mac: endpoint.mac, nodeMac: veth.mac, secIdentity: endpoint.identity },
+        existing?.lxcId,
       );
     } catch (error) {
       if (existing?.ifindex !== endpoint.ifindex) this.detachEndpoint(veth.name, veth.index);
@@ -399,19 +415,14 @@ export class NodeDatapath {
     let id = endpoint.id;
     // Only the entry that still belongs to this interface: the IP may already serve another pod.
     if (entry && entry.ifindex === endpoint.ifindex) {
-      this.endpoints.delete({ ip4: endpoint.ipv4 });
+      this.deleteEndpointEntry(endpoint.ipv4, entry.lxcId);
       id ??= entry.lxcId;
     }
     this.detachEndpoint(endpoint.ifname, endpoint.ifindex);
-    if (id !== undefined && !this.listEndpoints().some((e) => e.info.lxcId === id)) {
+    if (id !== undefined && !this.endpointAddresses.has(id)) {
       this.enforcement.delete(id);
       this.deletePolicyOf(new Set([id]));
     }
-  }
-
-  /** Whether the endpoint's host veth still exists under that index and name. */
-  hasInterface(ifindex: number, ifname: string): boolean {
-    return inNetns(this.config.netns, () => this.netlink.link(ifindex)?.name === ifname);
   }
 
   /**
@@ -425,7 +436,7 @@ export class NodeDatapath {
       const removed: string[] = [];
       for (const { ip, info } of this.listEndpoints()) {
         if (liveIps.has(ip)) continue;
-        this.endpoints.delete({ ip4: ip });
+        this.deleteEndpointEntry(ip, info.lxcId);
         removed.push(`endpoint map entry ${ip} (endpoint ${info.lxcId}, ifindex ${info.ifindex})`);
       }
       for (const link of this.netlink.links()) {
@@ -443,7 +454,7 @@ export class NodeDatapath {
       // Policy entries of endpoints that are gone, when every live endpoint is known by id.
       if (live.every((e) => e.id !== undefined)) {
         const keep = new Set<number>([...live.map((e) => e.id!), ...this.enforcement.keys()]);
-        for (const { info } of this.listEndpoints()) keep.add(info.lxcId);
+        for (const id of this.endpointAddresses.keys()) keep.add(id);
         const stale = new Set<number>();
         for (const id of this.policyMirror.keys()) if (!keep.has(id)) stale.add(id);
         const count = this.deletePolicyOf(stale);
@@ -453,9 +464,50 @@ export class NodeDatapath {
     });
   }
 
-  /** The endpoints map as the kernel holds it (read in batches: every policy write scans it). */
+  /** The endpoints map as the kernel holds it (read in batches). */
   listEndpoints(): { ip: string; info: EndpointInfoValue }[] {
     return this.endpoints.batchLookup().map(([key, info]) => ({ ip: key.ip4, info }));
+  }
+
+  /** (Re)builds endpointAddresses from the kernel. */
+  private loadEndpointIndex(): void {
+    this.endpointAddresses.clear();
+    for (const { ip, info } of this.listEndpoints()) this.indexAddress(info.lxcId, ip);
+  }
+
+  /** The endpoint's cilium_lxc entries as the kernel holds them (found through the index, each one read). */
+  private entriesOf(endpointId: number): { ip: string; info: EndpointInfoValue }[] {
+    const entries: { ip: string; info: EndpointInfoValue }[] = [];
+    for (const ip of [...(this.endpointAddresses.get(endpointId) ?? [])]) {
+      const info = this.endpoints.lookup({ ip4: ip });
+      if (info?.lxcId === endpointId) entries.push({ ip, info });
+      else this.unindexAddress(endpointId, ip);
+    }
+    return entries;
+  }
+
+  /** Writes an entry; `previousId` is the endpoint whose entry it replaces, if any. */
+  private writeEndpointEntry(ip: string, info: EndpointInfoValue, previousId: number | undefined): void {
+    this.endpoints.update({ ip4: ip }, info);
+    if (previousId !== undefined && previousId !== info.lxcId) this.unindexAddress(previousId, ip);
+    this.indexAddress(info.lxcId, ip);
+  }
+
+  private deleteEndpointEntry(ip: string, endpointId: number): void {
+    this.endpoints.delete({ ip4: ip });
+    this.unindexAddress(endpointId, ip);
+  }
+
+  private indexAddress(endpointId: number, ip: string): void {
+    let addresses = this.endpointAddresses.get(endpointId);
+    if (!addresses) this.endpointAddresses.set(endpointId, (addresses = new Set()));
+    addresses.add(ip);
+  }
+
+  private unindexAddress(endpointId: number, ip: string): void {
+    const addresses = this.endpointAddresses.get(endpointId);
+    if (!addresses?.delete(ip)) return;
+    if (addresses.size === 0) this.endpointAddresses.delete(endpointId);
   }
 
   /* ---- ipcache ------------------------------------------------------------------------ */
@@ -565,14 +617,14 @@ export class NodeDatapath {
 
   /** The enforcement bits the endpoint has now (its cilium_lxc entry, else what was asked last). */
   private enforcementOf(endpointId: number): number {
-    const entry = this.listEndpoints().find((e) => e.info.lxcId === endpointId);
+    const entry = this.entriesOf(endpointId)[0];
     return entry ? entry.info.flags & ENDPOINT_POLICY_FLAGS : (this.enforcement.get(endpointId) ?? 0);
   }
 
   /** The endpoint's policy as the kernel holds it (enforcement from its cilium_lxc entry). */
   endpointPolicy(endpointId: number): EndpointPolicy {
     checkEndpointId(endpointId);
-    const entry = this.listEndpoints().find((e) => e.info.lxcId === endpointId);
+    const entry = this.entriesOf(endpointId)[0];
     const flags = entry ? entry.info.flags : (this.enforcement.get(endpointId) ?? 0);
     const entries = this.readPolicyMap()
       .filter((e) => e.key.endpointId === endpointId)
@@ -693,8 +745,7 @@ export class NodeDatapath {
   /** Sets the enforcement bits of every cilium_lxc entry of the endpoint, keeping the rest. */
   private setEnforcement(endpointId: number, flags: number): void {
     this.enforcement.set(endpointId, flags);
-    for (const { ip, info } of this.listEndpoints()) {
-      if (info.lxcId !== endpointId) continue;
+    for (const { ip, info } of this.entriesOf(endpointId)) {
       const updated = (info.flags & ~ENDPOINT_POLICY_FLAGS) | flags;
       if (updated !== info.flags) this.endpoints.update({ ip4: ip }, { ...info, flags: updated });
     }

@@ -34,17 +34,24 @@ function rootLogger(): ConsolaInstance {
   const options = loggingOptions();
   if (root?.options === options) return root.instance;
   const level = options.debug ? LogLevels.debug : LogLevels.info;
-  const instance =
-    options.format === "json"
-      ? createConsola({ level, reporters: [jsonReporter] })
-      : createConsola({ level, stdout: process.stderr, stderr: process.stderr });
+  // Consola's fancy lines are for a person at a terminal; elsewhere (a log file, a journal) its
+  // plain lines say the same at a fraction of the cost (~0.2 ms a line less). `fancy` is an
+  // option of consola's Node entry, which Bun loads; the types resolve to its browser entry.
+  const text: Parameters<typeof createConsola>[0] & { fancy: boolean } = { level, fancy: process.stderr.isTTY === true, stdout: process.stderr, stderr: process.stderr };
+  const instance = options.format === "json" ? createConsola({ level, reporters: [jsonReporter] }) : createConsola(text);
   root = { instance, options };
   return instance;
 }
 
 /** A logger tagged with a subsystem (upstream's `subsys`), following the current options. */
 export function logger(subsys: string): Logger {
-  const tagged = () => rootLogger().withTag(subsys);
+  // One tagged instance per root logger: withTag builds a whole consola instance, too much per line.
+  let cached: { root: ConsolaInstance; instance: ConsolaInstance } | undefined;
+  const tagged = () => {
+    const instance = rootLogger();
+    if (cached?.root !== instance) cached = { root: instance, instance: instance.withTag(subsys) };
+    return cached.instance;
+  };
   return {
     debug: (...args: unknown[]) => tagged().debug(...(args as [unknown])),
     info: (...args: unknown[]) => tagged().info(...(args as [unknown])),

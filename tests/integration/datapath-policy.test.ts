@@ -86,6 +86,9 @@ describePrivileged("policy verdicts of the compiled programs (BPF_PROG_TEST_RUN)
     const endpoints = BpfMap.openPinned(pinnedMapPath(bpfRoot, ENDPOINTS_MAP), EndpointKey, EndpointInfo);
     endpoints.update({ ip4: local }, { ifindex: 1, lxcId: EP, flags: 0, mac: "02:00:00:00:01:0a", nodeMac: "02:00:00:00:01:01", secIdentity: 3000 });
     endpoints.close();
+    // Written behind the datapath's back: it adopts the maps' entries when it starts (as after an agent restart).
+    datapath.close();
+    datapath = NodeDatapath.start({ bpfRoot, podCidr, mtu: 1500, masquerade: false, netns });
     for (const direction of ["ingress", "egress"] as const) {
       datapath.upsertIpcache(`${remotes[direction][1000]}/32`, 1000);
       datapath.upsertIpcache(remotes[direction][1001]!, 1001);

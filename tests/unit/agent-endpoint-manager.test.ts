@@ -270,11 +270,12 @@ describe("restoring after a restart", () => {
 
   test("an endpoint whose address now belongs to someone else is dropped without touching the address", async () => {
     await manager.create("cni-attachment-id:a:eth0", attach("a"));
-    // Hand-edit the IPAM state: the address went to another owner.
+    // Hand-edit the IPAM state (the snapshot; the journal's lines since go): the address went to another owner.
     const ipamFile = join(dir, "ipam", "ipv4.json");
     const state = JSON.parse(readFileSync(ipamFile, "utf8"));
     state.allocations = { "10.200.0.2": "intruder:eth0" };
     writeFileSync(ipamFile, JSON.stringify(state));
+    rmSync(join(dir, "ipam", "ipv4.journal"), { force: true });
     datapath = new RecordingDatapath();
     manager = open();
     await manager.restore();

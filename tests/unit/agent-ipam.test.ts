@@ -106,12 +106,84 @@ describe("the pod pool", () => {
 describe("the persisted IPAM", () => {
   const range = cidr("10.200.0.0/29");
 
-  test("persists every allocation before answering it", () => {
+  test("persists every change before answering it: a line in the journal, the snapshot rewritten at the next start", () => {
     const dir = stateDir();
     const ipam = Ipam.open(range, dir);
     const ip = ipam.allocate("c1:eth0");
-    const onDisk = JSON.parse(readFileSync(join(dir, "ipam", "ipv4.json"), "utf8"));
-    expect(onDisk).toMatchObject({ version: 1, range: "10.200.0.0/29", allocations: { [ip]: "c1:eth0" } });
+    const journal = () => readFileSync(join(dir, "ipam", "ipv4.journal"), "utf8");
+    const snapshot = () => JSON.parse(readFileSync(join(dir, "ipam", "ipv4.json"), "utf8"));
+    expect(journal()).toBe(`${JSON.stringify({ address: ip, owner: "c1:eth0", next: "10.200.0.3" })}\n`);
+    expect(snapshot()).toEqual({ version: 2, range: "10.200.0.0/29", next: "10.200.0.2", allocations: {} });
+    ipam.release(ip);
+    expect(journal().split("\n")[1]).toBe(JSON.stringify({ address: ip, owner: null, next: "10.200.0.3" }));
+
+    Ipam.open(range, dir).allocate("c2:eth0");
+    expect(snapshot()).toEqual({ version: 2, range: "10.200.0.0/29", next: "10.200.0.3", allocations: {} });
+    expect(journal()).toBe(`${JSON.stringify({ address: "10.200.0.3", owner: "c2:eth0", next: "10.200.0.4" })}\n`);
+  });
+
+  test("a state file of format version 1 (no journal) is read, and rewritten as version 2", () => {
+    const dir = stateDir();
+    mkdirSync(join(dir, "ipam"));
+    writeFileSync(join(dir, "ipam", "ipv4.json"), JSON.stringify({ version: 1, range: "10.200.0.0/29", next: "10.200.0.4", allocations: { "10.200.0.3": "old:eth0" } }));
+    const ipam = Ipam.open(range, dir);
+    expect(ipam.ownerOf("10.200.0.3")).toBe("old:eth0");
+    expect(ipam.allocate("new:eth0")).toBe("10.200.0.4");
+    expect(JSON.parse(readFileSync(join(dir, "ipam", "ipv4.json"), "utf8")).version).toBe(2);
+  });
+
+  test("a journal line cut short by a crash was never acknowledged and is ignored; a bad complete line stops the agent", () => {
+    const dir = stateDir();
+    const ipam = Ipam.open(range, dir);
+    const a = ipam.allocate("a");
+    const journal = join(dir, "ipam", "ipv4.journal");
+    writeFileSync(journal, `${readFileSync(journal, "utf8")}{"address":"10.200.0.3","owner":"b","next":"10.2`);
+    const reopened = Ipam.open(range, dir);
+    expect(reopened.ownerOf(a)).toBe("a");
+    expect(reopened.ownerOf("10.200.0.3")).toBeUndefined();
+    expect(reopened.status().used).toBe(2);
+    // Reopening rewrote the snapshot and dropped the journal with its fragment.
+    expect(readdirSync(join(dir, "ipam"))).toEqual(["ipv4.json"]);
+
+    writeFileSync(journal, '{"address":"10.200.0.3","owner":"b","next":"10.200.0.4"}\n{"address":"nonsense"}\n');
+    expect(() => Ipam.open(range, dir)).toThrow(/ipv4\.journal is unusable \(line 2 is not an IPAM change: "\{\\"address\\":\\"nonsense\\"\}"\)/);
+    writeFileSync(journal, "");
+    rmSync(join(dir, "ipam", "ipv4.json"));
+    writeFileSync(journal, '{"address":"10.200.0.3","owner":"b","next":"10.200.0.4"}\n');
+    expect(() => Ipam.open(range, dir)).toThrow(/1 changes without the snapshot/);
+  });
+
+  test("replaying lines the snapshot already holds changes nothing (a crash between the snapshot and the journal's removal)", () => {
+    const dir = stateDir();
+    const ipam = Ipam.open(range, dir);
+    const a = ipam.allocate("a");
+    ipam.release(a);
+    ipam.allocate("b");
+    const c = ipam.allocate("c");
+    const journal = readFileSync(join(dir, "ipam", "ipv4.journal"), "utf8");
+    // The next start writes the snapshot; put the journal back as if its removal never happened.
+    Ipam.open(range, dir);
+    writeFileSync(join(dir, "ipam", "ipv4.journal"), journal);
+    const reopened = Ipam.open(range, dir);
+    expect(reopened.status().allocations).toEqual(ipam.status().allocations);
+    expect(reopened.allocate("d")).toBe(ipam.allocate("d"));
+    expect(reopened.ownerOf(c)).toBe("c");
+  });
+
+  test("a change that cannot be appended hands nothing out, and the next one rewrites the snapshot", () => {
+    const dir = stateDir();
+    const ipam = Ipam.open(range, dir);
+    ipam.allocate("a");
+    // The journal's place is taken by a directory: appending fails.
+    rmSync(join(dir, "ipam", "ipv4.journal"));
+    mkdirSync(join(dir, "ipam", "ipv4.journal"));
+    expect(() => ipam.allocate("b")).toThrow();
+    expect(ipam.addressOf("b")).toBeUndefined();
+    rmSync(join(dir, "ipam", "ipv4.journal"), { recursive: true });
+    const c = ipam.allocate("c");
+    expect(readdirSync(join(dir, "ipam"))).toEqual(["ipv4.json"]);
+    expect(JSON.parse(readFileSync(join(dir, "ipam", "ipv4.json"), "utf8")).allocations).toEqual({ "10.200.0.2": "a", [c]: "c" });
+    expect(Ipam.open(range, dir).ownerOf(c)).toBe("c");
   });
 
   test("a new allocator over the same state never re-issues a live address, and keeps the round robin", () => {

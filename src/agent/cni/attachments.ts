@@ -63,7 +63,7 @@ export class CniAttachments {
   /** ADD: everything or nothing. Failures are CniErrors with the spec or plugin code to answer. */
   async add(attachment: Attachment, request: CniAttachRequest): Promise<CniAttachment> {
     return this.exclusive(attachment, async () => {
-      const sandbox = openSandbox(request["netns-path"]);
+      const sandbox = await openSandbox(request["netns-path"]);
       try {
         this.refuseExisting(attachment, sandbox);
         const rollback = new Rollback();

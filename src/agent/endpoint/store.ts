@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { endpointSchema, parseWith } from "../api/schemas.ts";
 import type { Endpoint } from "../api/types.ts";
-import { removeFileDurably, removeTemporaryFiles, writeFileAtomic } from "../state/atomic-file.ts";
+import { removeFile, removeTemporaryFiles, writeFileAtomic } from "../state/atomic-file.ts";
 
 const FORMAT_VERSION = 1;
 const FILE_NAME = /^(\d+)\.json$/;
@@ -59,7 +59,8 @@ export class EndpointStore {
   }
 
   remove(id: number): void {
-    removeFileDurably(this.pathOf(id));
+    // Not durable either, for the same reason as save.
+    removeFile(this.pathOf(id), { durable: false });
   }
 
   private pathOf(id: number): string {

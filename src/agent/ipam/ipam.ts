@@ -1,5 +1,5 @@
 /**
- * The node's IPAM: the pod pool plus its state file. Every change is tried on a copy of the pool,
+ * The node's IPAM: the pod pool plus its state files. Every change is tried on a copy of the pool,
  * persisted, and only then adopted and answered, so an address handed out is on disk first and
  * is never handed out twice, also across restarts and crashes. Calls are synchronous on purpose:
  * nothing can interleave between the check and the write.
@@ -36,13 +36,18 @@ export class Ipam {
   static open(range: Ipv4Cidr, stateDir: string): Ipam {
     const store = new IpamStore(stateDir);
     const state = store.load();
-    if (!state) return new Ipam(new Ipv4Pool(range), store);
-    try {
-      return new Ipam(Ipv4Pool.restore(range, state), store);
-    } catch (error) {
-      const was = state.range !== formatCidr(range) ? ` (written for ${state.range})` : "";
-      throw new Error(`IPAM state file ${store.path}${was} does not fit --ipv4-range ${formatCidr(range)}: ${(error as Error).message}`);
+    let pool = new Ipv4Pool(range);
+    if (state) {
+      try {
+        pool = Ipv4Pool.restore(range, state);
+      } catch (error) {
+        const was = state.range !== formatCidr(range) ? ` (written for ${state.range})` : "";
+        throw new Error(`IPAM state file ${store.path}${was} does not fit --ipv4-range ${formatCidr(range)}: ${(error as Error).message}`);
+      }
     }
+    // A fresh snapshot and journal for this run (a crash may have left the journal's tail cut short).
+    store.compact({ range: pool.name, ...pool.snapshot() });
+    return new Ipam(pool, store);
   }
 
   get cidr(): string {
@@ -56,23 +61,33 @@ export class Ipam {
   allocate(owner: string): string {
     const existing = this.pool.addressOf(owner);
     if (existing !== undefined) return existing;
-    return this.change((pool) => pool.allocate(owner));
+    return this.change((pool) => {
+      const address = pool.allocate(owner);
+      return { address, result: address };
+    });
   }
 
   claim(address: string, owner: string): void {
     if (this.pool.ownerOf(address) === owner) return;
-    this.change((pool) => pool.claim(address, owner));
+    this.change((pool) => {
+      pool.claim(address, owner);
+      return { address, result: undefined };
+    });
   }
 
   /** Releases an address; answers its former owner. */
   release(address: string): string {
-    return this.change((pool) => pool.release(address));
+    return this.change((pool) => ({ address, result: pool.release(address) }));
   }
 
   /** Releases the owner's address if it has one; answers it. */
   releaseOwner(owner: string): string | undefined {
-    if (this.pool.addressOf(owner) === undefined) return undefined;
-    return this.change((pool) => pool.releaseOwner(owner));
+    const held = this.pool.addressOf(owner);
+    if (held === undefined) return undefined;
+    return this.change((pool) => {
+      pool.releaseOwner(owner);
+      return { address: held, result: held };
+    });
   }
 
   ownerOf(address: string): string | undefined {
@@ -95,10 +110,11 @@ export class Ipam {
     };
   }
 
-  private change<T>(apply: (pool: Ipv4Pool) => T): T {
+  /** Applies a change to a copy of the pool, persists it, then adopts it; `apply` names the address it changed. */
+  private change<T>(apply: (pool: Ipv4Pool) => { address: string; result: T }): T {
     const next = this.pool.clone();
-    const result = apply(next);
-    this.store.save({ range: next.name, ...next.snapshot() });
+    const { address, result } = apply(next);
+    this.store.record({ address, owner: next.ownerOf(address) ?? null, next: next.nextAddress }, () => ({ range: next.name, ...next.snapshot() }));
     this.pool = next;
     return result;
   }

@@ -108,6 +108,11 @@ export class Ipv4Pool {
     return formatIpv4(this.router);
   }
 
+  /** Where the search for a free address starts next (see `next`). */
+  get nextAddress(): string {
+    return formatIpv4(this.next);
+  }
+
   /** The owner's address if it has one (idempotent), else the next free one. */
   allocate(owner: string): string {
     checkOwner(owner);

@@ -45,14 +45,15 @@ export function writeFileAtomic(path: string, content: string, options: AtomicWr
   if (durable) syncDirectory(dir);
 }
 
-export function removeFileDurably(path: string): void {
+/** Removes a file (one already gone is fine); durable as for writeFileAtomic (default true). */
+export function removeFile(path: string, options: Pick<AtomicWriteOptions, "durable"> = {}): void {
   try {
     unlinkSync(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
     throw error;
   }
-  syncDirectory(dirname(path));
+  if (options.durable ?? true) syncDirectory(dirname(path));
 }
 
 /** Whether a directory entry is a temporary file of writeFileAtomic. */
