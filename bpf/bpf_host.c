@@ -145,6 +145,8 @@ int cil_from_netdev(struct __sk_buff *skb)
 	l4res = l4_parse(skb, &p, &l4);
 	if (l4res == L4_TRUNCATED)
 		return TC_ACT_OK;
+	if (!snat_v4_ingress_candidate(cfg, &p, &l4, l4res))
+		return TC_ACT_OK;
 
 	ret = snat_v4_ingress(skb, &p, &l4, l4res);
 	if (ret == NAT_PUNT)

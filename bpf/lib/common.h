@@ -60,9 +60,13 @@ enum {
 
 /* Generic helpers --------------------------------------------------------- */
 
+/* CLOCK_MONOTONIC at tick resolution, for conntrack and NAT deadlines and
+ * ages (second granularity): the coarse clock reads the last tick instead
+ * of the clocksource, which under a hypervisor is a measurable share of a
+ * per-packet program's run time. Never later than bpf_ktime_get_ns(). */
 static __always_inline __u64 ktime_now(void)
 {
-	return bpf_ktime_get_ns();
+	return bpf_ktime_get_coarse_ns();
 }
 
 /* True if addr is inside net/mask (all network byte order). A zero mask

@@ -100,7 +100,7 @@ struct ct4_key {
 LAYOUT_ASSERT(sizeof(struct ct4_key) == 16, "ct4_key size");
 
 struct ct_entry {
-	__u64 expires;		/*  0 bpf_ktime_get_ns() deadline */
+	__u64 expires;		/*  0 ktime_now() deadline (CLOCK_MONOTONIC ns) */
 	__u64 tx_packets;	/*  8 original direction */
 	__u64 tx_bytes;		/* 16 */
 	__u64 rx_packets;	/* 24 reply direction */
@@ -145,8 +145,8 @@ struct ipv4_nat_entry {
 	__be32 to_addr;		/*  0 address to write (saddr out, daddr in) */
 	__be16 to_port;		/*  4 port/echo id to write */
 	__u16 pad;		/*  6 */
-	__u64 created;		/*  8 bpf_ktime_get_ns() */
-	__u64 last_seen;	/* 16 bpf_ktime_get_ns(), ~1 s resolution */
+	__u64 created;		/*  8 ktime_now() */
+	__u64 last_seen;	/* 16 ktime_now(), ~1 s resolution */
 };
 LAYOUT_ASSERT(sizeof(struct ipv4_nat_entry) == 24, "nat entry size");
 

@@ -356,6 +356,28 @@ static __always_inline int snat_v4_ingress_icmp_error(struct __sk_buff *skb,
 }
 
 /*
+ * Can this inbound packet to the node belong to a masqueraded flow? A
+ * TCP/UDP mapping always has its node port inside the SNAT range
+ * (snat_v4_get_mapping keeps the pod's port only when it lies there), so a
+ * packet to a port outside it needs no lookup: the overlay's VXLAN packets
+ * (port 8472) and the node's own connections are the bulk of such traffic.
+ */
+static __always_inline int snat_v4_ingress_candidate(const struct node_config *cfg,
+						     const struct ipv4_pkt *p,
+						     const struct l4_info *l4,
+						     int l4res)
+{
+	__u16 pmin, pmax, port;
+
+	if (l4res != L4_OK || !ipv4_has_l4(p) ||
+	    (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP))
+		return 1;
+	snat_port_range(cfg, &pmin, &pmax);
+	port = bpf_ntohs(l4->dport);
+	return port >= pmin && port <= pmax;
+}
+
+/*
  * Reverse-translate one inbound packet addressed to the node. Returns
  * NAT_DONE, NAT_PUNT (no mapping: not a masqueraded flow) or a drop reason.
  */

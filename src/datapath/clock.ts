@@ -1,5 +1,5 @@
 /**
- * The datapath's clock: bpf_ktime_get_ns() is CLOCK_MONOTONIC nanoseconds since boot. Read
+ * The datapath's clock: CLOCK_MONOTONIC nanoseconds since boot (the BPF programs read it at tick resolution). Read
  * through libc: process.hrtime under Bun counts from an origin of its own, not from boot.
  */
 import { check, CLOCK_MONOTONIC, libc } from "./libc.ts";

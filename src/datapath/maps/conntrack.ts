@@ -31,7 +31,7 @@ export const CtKey = struct({
 });
 
 export const CtEntry = struct({
-  /** Deadline in bpf_ktime_get_ns() nanoseconds (CLOCK_MONOTONIC): expired entries read as missing. */
+  /** Deadline in CLOCK_MONOTONIC nanoseconds (the datapath reads the tick-resolution clock): expired entries read as missing. */
   expires: u64,
   txPackets: u64,
   txBytes: u64,

@@ -30,9 +30,9 @@ export const NatEntry = struct({
   /** The port (or ICMP echo id) written. */
   toPort: be16,
   pad: pad(2),
-  /** bpf_ktime_get_ns() nanoseconds. */
+  /** CLOCK_MONOTONIC nanoseconds (the datapath reads the tick-resolution clock). */
   created: u64,
-  /** bpf_ktime_get_ns() nanoseconds, refreshed at most once a second. */
+  /** CLOCK_MONOTONIC nanoseconds, refreshed at most once a second. */
   lastSeen: u64,
 });
 
