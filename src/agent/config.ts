@@ -8,13 +8,14 @@
  * Nothing is global: several agents on one machine differ in node name, state dir, bpf root and
  * socket.
  */
+import { parseDurationMs } from "../duration.ts";
 import { dirname, isAbsolute, join, normalize } from "node:path";
 import { formatCidr, parseCidr } from "../net/ipv4.ts";
 import { MAX_POOL_PREFIX } from "./ipam/index.ts";
 import { parseListenAddress } from "../metrics/listen-address.ts";
 import { parseHubbleMetricsSpec } from "../hubble/metrics/spec.ts";
 import { isValidRingCapacity, MAX_RING_CAPACITY } from "../hubble/ring.ts";
-import { etcdOptionsFrom, KVSTORE_TYPES, parseDuration, parseKvstoreOpt, type EtcdOptions } from "../kvstore/etcd/options.ts";
+import { etcdOptionsFrom, KVSTORE_TYPES, parseKvstoreOpt, type EtcdOptions } from "../kvstore/etcd/options.ts";
 
 export interface AgentConfig {
   nodeName: string;
@@ -416,19 +417,19 @@ export const AGENT_OPTIONS = {
   "kvstore-lease-ttl": option<number>({
     description: "Lifetime of this agent's kvstore lease: its node, endpoints and identity claims vanish this long after its last heartbeat (e.g. 15s, 1m)",
     parse: (text) => {
-      const ms = parseDuration(String(text));
+      const ms = parseDurationMs(String(text));
       return ms !== undefined && ms >= 2000 && ms <= 86_400_000 ? { value: ms } : { problem: "must be a duration from 2s to 24h, e.g. 15s" };
     },
     fallback: () => 15_000,
   }),
   "conntrack-gc-interval": option<number>({
     description: "Interval of conntrack and masquerade garbage collection, such as 30s or 5m (default 0s: dynamic)",
-    parse: parseDurationMs,
+    parse: durationOption,
     fallback: () => 0,
   }),
   "conntrack-gc-max-interval": option<number>({
     description: "Longest interval of the dynamic conntrack garbage collection (default 0s: 12h)",
-    parse: parseDurationMs,
+    parse: durationOption,
     fallback: () => 0,
   }),
 } as const;
@@ -649,17 +650,10 @@ function optionalListenAddress(text: string | boolean): Parsed<string> {
   return "problem" in parsed ? parsed : { value };
 }
 
-const DURATION_UNITS_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
 /** Go's time.ParseDuration forms ("30s", "1m30s", "500ms", "0"), as upstream's duration flags take them; whole ms. */
-function parseDurationMs(text: string | boolean): Parsed<number> {
-  const value = String(text).trim();
-  if (value === "0") return { value: 0 };
-  const part = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
-  if (!new RegExp(`^(?:${part.source})+$`).test(value)) return { problem: "must be a duration such as 30s, 5m or 1h30m" };
-  let ms = 0;
-  for (const match of value.matchAll(part)) ms += Number(match[1]) * DURATION_UNITS_MS[match[2]!]!;
-  return { value: Math.round(ms) };
+function durationOption(text: string | boolean): Parsed<number> {
+  const ms = parseDurationMs(String(text));
+  return ms === undefined ? { problem: "must be a duration such as 30s, 5m or 1h30m" } : { value: Math.round(ms) };
 }
 
 /** "0s", "30s", "3600s", "1500ms". */

@@ -1,5 +1,6 @@
 /** `cilium operator` options, with upstream's names, parsed and checked in one place. */
-import { etcdOptionsFrom, KVSTORE_TYPES, parseDuration, parseKvstoreOpt, type EtcdOptions } from "../kvstore/etcd/options.ts";
+import { parseDurationMs } from "../duration.ts";
+import { etcdOptionsFrom, KVSTORE_TYPES, parseKvstoreOpt, type EtcdOptions } from "../kvstore/etcd/options.ts";
 import { ClusterPool } from "./cluster-pool.ts";
 
 export interface OperatorConfig {
@@ -27,7 +28,7 @@ export function parseOperatorConfig(flags: OperatorFlags, hostname: string): Ope
   const problems: string[] = [];
   const duration = (name: string, fallback: string): number => {
     const text = flags[name] ?? fallback;
-    const ms = parseDuration(text);
+    const ms = parseDurationMs(text);
     if (ms === undefined || ms <= 0) problems.push(`--${name} ${JSON.stringify(text)}: expected a duration such as 15s, 500ms or 5m`);
     return ms ?? 0;
   };

@@ -2,6 +2,7 @@
  * Text output of `cilium policy trace`, `cilium identity list|get` and `cilium bpf policy get`,
  * laid out as upstream's (Go tabwriter tables, "Final verdict: ALLOWED").
  */
+import { parseDurationMs } from "../../duration.ts";
 import type { IdentityModel, PolicyDirectionTrace, PolicyTraceResponse } from "../api/types.ts";
 import type { DatapathPolicy, PolicyRule } from "../endpoint/datapath.ts";
 import { tabwrite } from "./tabwriter.ts";
@@ -89,12 +90,11 @@ export function formatBpfPolicy(endpointId: number, policy: DatapathPolicy & { e
   return `${head.join("\n")}\n${table}`;
 }
 
-/** "30s", "500ms", "2m", "1h", or plain seconds, as Go durations are written. */
+/** A Go duration ("30s", "500ms", "1m30s") or plain seconds, in milliseconds. */
 export function parseDuration(text: string, flag: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!match) throw new Error(`${flag} ${JSON.stringify(text)}: expected a duration such as 30s, 500ms or 2m`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? "s"]!;
-  return Number(match[1]) * unit;
+  const ms = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text) * 1000 : parseDurationMs(text);
+  if (ms === undefined) throw new Error(`${flag} ${JSON.stringify(text)}: expected a duration such as 30s, 500ms or 2m`);
+  return ms;
 }
 
 /**

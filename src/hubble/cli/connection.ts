@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import type { GrpcClient, TlsOptions } from "../client/grpc.ts";
 import { UsageError, parseBool, type FlagKind } from "./args.ts";
-import { parseGoDuration } from "./time.ts";
+import { parseGoDuration } from "../../duration.ts";
 
 export const DEFAULT_SERVER = "localhost:4245";
 

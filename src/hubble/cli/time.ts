@@ -3,28 +3,8 @@
  * "1h30m", "1.5h") or an absolute time in one of its layouts (2006-01-02, 2006-01-02T15Z07:00,
  * 2006-01-02T15:04Z07:00, RFC 3339 with optional fraction, RFC 1123 with numeric zone).
  */
+import { parseGoDuration } from "../../duration.ts";
 import type { Timestamp } from "../flow/types.ts";
-
-const UNIT_NANOS: Record<string, number> = { ns: 1, us: 1e3, "µs": 1e3, "μs": 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-
-/** Go's time.ParseDuration, in nanoseconds; undefined when `s` is not a duration. */
-export function parseGoDuration(s: string): number | undefined {
-  const m = /^([-+]?)(.*)$/.exec(s)!;
-  const body = m[2]!;
-  if (body === "0") return 0;
-  if (body === "") return undefined;
-  const part = /(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
-  let total = 0;
-  let at = 0;
-  while (at < body.length) {
-    part.lastIndex = at;
-    const p = part.exec(body);
-    if (!p) return undefined;
-    total += Number(p[1]) * UNIT_NANOS[p[2]!]!;
-    at = part.lastIndex;
-  }
-  return m[1] === "-" ? -total : total;
-}
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];

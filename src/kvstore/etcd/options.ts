@@ -146,14 +146,3 @@ export function etcdOptionsFrom(opts: Record<string, string>, readConfig: (path:
   }
   return { problem: "--kvstore etcd needs --kvstore-opt etcd.address=URL[,URL...] or etcd.config=FILE" };
 }
-
-/** Duration text as Go prints them ("15s", "1m30s", "500ms"), in milliseconds. */
-export function parseDuration(text: string): number | undefined {
-  const value = text.trim();
-  if (!/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(value)) return undefined;
-  let total = 0;
-  for (const [, amount, unit] of value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) {
-    total += Number(amount) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as "ms" | "s" | "m" | "h"];
-  }
-  return total;
-}
