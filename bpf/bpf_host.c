@@ -7,8 +7,10 @@
  *                    reverse masquerade). Deliver to the endpoint's veth.
  *   cil_to_netdev    tc egress of the native device: masquerade pod traffic
  *                    leaving the cluster behind the node address.
- *   cil_from_netdev  tc ingress of the native device: reverse-masquerade
- *                    replies, then let the stack route them to cilium_host.
+ *   cil_from_netdev  tc ingress of the native device: VXLAN from other
+ *                    nodes straight into local pods (lib/overlay_rx.h),
+ *                    reverse-masquerade replies, then let the stack route
+ *                    them to cilium_host.
  *
  * Everything these programs do not own passes untouched (TC_ACT_OK).
  */
@@ -30,6 +32,7 @@
 #include "policy_log.h"
 #include "nat.h"
 #include "lxc_ingress.h"
+#include "overlay_rx.h"
 
 /* ------------------------------------------------------------------------
  * cil_from_host
@@ -135,11 +138,20 @@ int cil_from_netdev(struct __sk_buff *skb)
 	struct l4_info l4;
 	int l4res, ret;
 
-	if (!cfg || !(cfg->flags & NODE_F_MASQUERADE) || !cfg->node_ip4)
+	if (!cfg || !cfg->node_ip4 ||
+	    !(cfg->flags & (NODE_F_MASQUERADE | NODE_F_TUNNEL)))
 		return TC_ACT_OK;
 	if (eth_load_proto(skb) != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
 	if (ipv4_parse(skb, &p) < 0 || p.daddr != cfg->node_ip4)
+		return TC_ACT_OK;
+
+	if (cfg->flags & NODE_F_TUNNEL) {
+		ret = overlay_rx_fast(skb, cfg, &p);
+		if (ret != OVERLAY_USE_DEVICE)
+			return ret;
+	}
+	if (!(cfg->flags & NODE_F_MASQUERADE))
 		return TC_ACT_OK;
 
 	l4res = l4_parse(skb, &p, &l4);

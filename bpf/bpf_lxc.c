@@ -137,7 +137,8 @@ static __always_inline int lxc_ct_and_policy(struct __sk_buff *skb,
 }
 
 /* To a pod on another node: into the tunnel with the source identity in the
- * VNI. Policy and conntrack have passed. The inner packet is not written to
+ * VNI, encapsulated here (overlay.h's fast path) or else by cilium_vxlan.
+ * Policy and conntrack have passed. The inner packet is not written to
  * (no TTL decrement, no MAC rewrite): a TCP sender's skb shares its header
  * with the retransmit queue, and a write would copy it on every packet. */
 static __always_inline int lxc_to_overlay(struct __sk_buff *skb,
@@ -147,17 +148,27 @@ static __always_inline int lxc_to_overlay(struct __sk_buff *skb,
 					  const struct lxc_verdict *v,
 					  struct event_info *info)
 {
+	int ret;
+
 	if (src->sec_identity > OVERLAY_VNI_MAX)
 		return send_drop(skb, DROP_INVALID_IDENTITY, info);
-	if (overlay_set_key(skb, tunnel_endpoint, src->sec_identity) < 0)
-		return send_drop(skb, DROP_WRITE_ERROR, info);
 
+	/* Traced before encapsulation: the event shows the pod's packet. */
 	info->reason = ct_trace_reason(v->ct_egress);
 	if (v->ct_egress == CT_REPLY)
 		info->flags |= EVENT_F_REPLY;
 	info->ifindex = cfg->tunnel_ifindex;
 	metrics_forward(skb, DIR_EGRESS);
 	send_trace(skb, cfg, TRACE_TO_OVERLAY, v->mon, info);
+
+	ret = overlay_encap_redirect(skb, cfg, tunnel_endpoint,
+				     src->sec_identity);
+	if (ret == OVERLAY_WRITE_FAILED)
+		return send_drop(skb, DROP_WRITE_ERROR, info);
+	if (ret != OVERLAY_USE_DEVICE)
+		return ret;
+	if (overlay_set_key(skb, tunnel_endpoint, src->sec_identity) < 0)
+		return send_drop(skb, DROP_WRITE_ERROR, info);
 	return bpf_redirect(cfg->tunnel_ifindex, 0);
 }
 

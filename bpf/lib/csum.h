@@ -66,3 +66,14 @@ static __always_inline int csum_l4_word(struct __sk_buff *skb,
 	return bpf_l4_csum_replace(skb, c->off, from, to,
 				   c->flags | sizeof(to));
 }
+
+/* Fold a 32-bit one's complement sum (bpf_csum_diff's result) into the
+ * 16-bit checksum field value. */
+static __always_inline __sum16 csum_fold(__s64 sum)
+{
+	__u32 s = (__u32)sum;
+
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__sum16)~s;
+}

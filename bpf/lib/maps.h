@@ -68,13 +68,17 @@ struct node_config {
 	__u16 snat_port_min;		/* 44 host order; 0 = default */
 	__u16 snat_port_max;		/* 46 host order; 0 = default */
 	__u32 tunnel_ifindex;		/* 48 cilium_vxlan, 0 = no overlay */
-	__u32 reserved[3];		/* 52 zero; room to grow in place */
+	__be16 tunnel_port;		/* 52 VXLAN UDP port; 0 = no BPF
+					 * encapsulation (overlay.h) */
+	__u16 pad1;			/* 54 */
+	__u32 reserved[2];		/* 56 zero; room to grow in place */
 };
 LAYOUT_ASSERT(sizeof(struct node_config) == 64, "node_config size");
 LAYOUT_ASSERT(offsetof(struct node_config, host_mac) == 32, "host_mac");
 LAYOUT_ASSERT(offsetof(struct node_config, flags) == 40, "flags");
 LAYOUT_ASSERT(offsetof(struct node_config, snat_port_min) == 44, "snat");
 LAYOUT_ASSERT(offsetof(struct node_config, tunnel_ifindex) == 48, "tunnel");
+LAYOUT_ASSERT(offsetof(struct node_config, tunnel_port) == 52, "tunnel port");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

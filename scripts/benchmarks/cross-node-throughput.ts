@@ -7,8 +7,10 @@
  *   ours      our datapath in routing mode tunnel on each node (NodeDatapath, the programs and
  *             maps the agent loads), pods plumbed as the CNI plugin does, each node told about
  *             the other with upsertRemoteNode and the remote pod's ipcache entry: pod veth ->
- *             cil_from_container -> cilium_vxlan (identity in the VNI) -> underlay ->
- *             cil_from_overlay -> redirect_peer into the pod;
+ *             cil_from_container, VXLAN written in BPF (identity in the VNI) -> underlay ->
+ *             cil_from_netdev, decapsulated in BPF (frames it leaves to the kernel, such as the
+ *             GSO aggregates a veth underlay passes whole: cilium_vxlan -> cil_from_overlay) ->
+ *             redirect_peer into the pod;
  *   baseline  no BPF at all: on each node a Linux bridge holding the pod's veth and a plain VXLAN
  *             device (VNI 42, port 8472, no learning, a static FDB entry to the other node), so
  *             both pods share one L2 network across the nodes.
@@ -202,7 +204,7 @@ async function measure(): Promise<BenchRow[]> {
     }
 
     const setups =
-      `ours: 2 node netns on a bridged underlay, our datapath in tunnel mode (cilium_vxlan, identity in the VNI); ` +
+      `ours: 2 node netns on a bridged underlay, our datapath in tunnel mode (VXLAN in BPF, identity in the VNI); ` +
       `baseline: the same nodes with a Linux bridge + plain VXLAN (static FDB), no BPF; pod MTU ${POD_MTU}; alternating, median of ${RUNS}`;
     return [
       {

@@ -300,8 +300,9 @@ export class NodeDatapath {
 
       const host = setUpHostDevices(netlink, gateway, podCidr, config.mtu);
       setUpSysctls();
-      const native = config.masquerade ? findNativeDevice(netlink, config.devices) : null;
-      const vxlan = routingMode === "tunnel" ? ensureVxlanDevice(netlink, { port: config.tunnelPort ?? DEFAULT_TUNNEL_PORT, mtu: config.mtu }) : null;
+      const native = nativeDeviceFor(netlink, config, routingMode);
+      const tunnelPort = config.tunnelPort ?? DEFAULT_TUNNEL_PORT;
+      const vxlan = routingMode === "tunnel" ? ensureVxlanDevice(netlink, { port: tunnelPort, mtu: config.mtu }) : null;
       if (!vxlan) removeOverlay(netlink, config.bpfRoot);
 
       const nodeConfig = new BpfMap(objects.host.map(NODE_CONFIG_MAP), u32, NodeConfig);
@@ -317,11 +318,12 @@ export class NodeDatapath {
           nativeIfindex: native?.link.index ?? 0,
           hostMac: host.mac ?? "00:00:00:00:00:00",
           monitorAggregation: MonitorAggregation[config.monitorAggregation ?? "medium"],
-          flags: (native ? NodeFlags.Masquerade : 0) | (vxlan ? NodeFlags.Tunnel : 0),
+          flags: (native && config.masquerade ? NodeFlags.Masquerade : 0) | (vxlan ? NodeFlags.Tunnel : 0),
           snatPortMin: 0,
           snatPortMax: 0,
           tunnelIfindex: vxlan?.index ?? 0,
-          reserved: [0, 0, 0],
+          tunnelPort: vxlan && native ? tunnelPort : 0,
+          reserved: [0, 0],
         });
       } finally {
         nodeConfig.close();
@@ -777,7 +779,7 @@ export class NodeDatapath {
       gateway: this.gateway,
       nativeDevice: this.native?.link.name ?? null,
       nodeIp: this.native?.address ?? null,
-      masquerade: this.native !== null,
+      masquerade: this.native !== null && this.config.masquerade === true,
       routingMode: this.routingMode,
       tunnel: this.objects.overlay ? { device: VXLAN_DEVICE, port: this.config.tunnelPort ?? DEFAULT_TUNNEL_PORT } : null,
       programs: programs.map((p) => ({ name: p.name, id: programInfo(p.fd).id, attachedTo: attachedTo.get(p.name) ?? [] })),
@@ -984,6 +986,21 @@ function setUpSysctls(): void {
   for (const device of ["all", "default", HOST_DEVICE, NET_DEVICE]) writeSysctl(`net/ipv4/conf/${device}/rp_filter`, "0");
 }
 
+/**
+ * The native device: masquerading hides pods behind its address, and in tunnel mode the overlay's
+ * BPF fast path (bpf/lib/overlay.h) sends from it and receives on it. Without masquerading, a node
+ * with no usable device still runs the overlay, through cilium_vxlan alone.
+ */
+function nativeDeviceFor(netlink: Netlink, config: NodeDatapathConfig, routingMode: string): NativeDevice | null {
+  if (config.masquerade || (routingMode === "tunnel" && config.devices?.length)) return findNativeDevice(netlink, config.devices);
+  if (routingMode !== "tunnel") return null;
+  try {
+    return findNativeDevice(netlink, config.devices);
+  } catch {
+    return null;
+  }
+}
+
 function findNativeDevice(netlink: Netlink, devices: string[] | undefined): NativeDevice | null {
   let link: Link | undefined;
   if (devices?.length) {
@@ -995,6 +1012,6 @@ function findNativeDevice(netlink: Netlink, devices: string[] | undefined): Nati
   }
   if (!link) return null;
   const address = netlink.addresses({ link: link.index }).find((a) => a.family === 4)?.address;
-  if (!address) throw new Error(`native device ${link.name} has no IPv4 address to masquerade behind`);
+  if (!address) throw new Error(`native device ${link.name} has no IPv4 address (needed to masquerade behind and to send the overlay from)`);
   return { link, address };
 }

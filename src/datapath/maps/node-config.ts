@@ -1,5 +1,5 @@
 /** cilium_node_config: the one entry describing this node (bpf/lib/maps.h: node_config). */
-import { array, ipv4, mac, pad, struct, u16, u32, u8, type Infer } from "../bpf/index.ts";
+import { array, be16, ipv4, mac, pad, struct, u16, u32, u8, type Infer } from "../bpf/index.ts";
 
 export const NODE_CONFIG_MAP = "cilium_node_config";
 
@@ -31,7 +31,10 @@ export const NodeConfig = struct({
   snatPortMax: u16,
   /** cilium_vxlan; 0 = no overlay. */
   tunnelIfindex: u32,
-  reserved: array(u32, 3),
+  /** The VXLAN port the datapath encapsulates to itself (bpf/lib/overlay.h); 0 = always through cilium_vxlan. */
+  tunnelPort: be16,
+  pad1: pad(2),
+  reserved: array(u32, 2),
 });
 
 export type NodeConfigValue = Infer<typeof NodeConfig>;
