@@ -13,7 +13,7 @@ import { endpointLabels } from "./endpoint-request.ts";
 import type { CniEnvironment } from "./env.ts";
 import { agentError } from "./errors.ts";
 import { attachmentResult } from "./result.ts";
-import { checkSandboxPath } from "./sandbox-path.ts";
+import { sandboxPathChecked } from "./sandbox-path.ts";
 import { CniError } from "./spec.ts";
 import { mark } from "./timing.ts";
 
@@ -21,7 +21,7 @@ export async function add(env: CniEnvironment, config: NetworkConfig): Promise<R
   const attachment: Attachment = { containerId: env.containerId, ifname: env.ifname };
   const key = attachmentKey(attachment);
   const operation = `ADD ${key}`;
-  await checkSandboxPath(env.netns);
+  await sandboxPathChecked(env.netns);
   const request: CniAttachRequest = { "netns-path": env.netns, ...endpointLabels(env.args, config.labels) };
   if (config.mtu !== undefined) request.mtu = config.mtu;
   mark("add: request ready");

@@ -27,11 +27,3 @@ function digest(attachment: Attachment): string {
 export function hostInterfaceName(attachment: Attachment): string {
   return `lxc${digest(attachment).slice(0, 11)}`;
 }
-
-/**
- * The pod end's name while it is being set up: created under this name right inside the pod's
- * namespace, then renamed to CNI_IFNAME, so a half-done ADD never holds the final name.
- */
-export function temporaryPeerName(attachment: Attachment): string {
-  return `tmp${digest(attachment).slice(0, 11)}`;
-}

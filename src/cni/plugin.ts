@@ -6,7 +6,7 @@
 import { assertCommandInVersion, CniError, CniErrorCode, CNI_VERSION_LATEST, SUPPORTED_VERSIONS, type CniCommand } from "./spec.ts";
 import { readCommand, readEnvironment, type CniEnvironment } from "./env.ts";
 import { decodeConfig, parseNetworkConfig, type NetworkConfig } from "./config.ts";
-import { commandHandlers } from "./commands.ts";
+import { commandHandlers, prepareCommand } from "./commands.ts";
 import { VERSION } from "../version.ts";
 import { mark, timingReport } from "./timing.ts";
 
@@ -27,7 +27,11 @@ export function versionResult(): Record<string, unknown> {
   return { cniVersion: CNI_VERSION_LATEST, supportedVersions: [...SUPPORTED_VERSIONS] };
 }
 
-export async function runCni(io: CniIo, handlers: CniHandlers): Promise<number> {
+/**
+ * `prepare` may start work that needs only the environment while stdin is read; whatever it
+ * starts must report its failures through the command that uses it, not on its own.
+ */
+export async function runCni(io: CniIo, handlers: CniHandlers, prepare?: (env: CniEnvironment) => void): Promise<number> {
   let cniVersion = CNI_VERSION_LATEST;
   try {
     const command = readCommand(io.env);
@@ -40,6 +44,7 @@ export async function runCni(io: CniIo, handlers: CniHandlers): Promise<number> 
       return 0;
     }
     const env = readEnvironment(command, io.env);
+    prepare?.(env);
     const stdin = await io.readStdin();
     mark("plugin: stdin read");
     const raw = decodeConfig(stdin);
@@ -66,7 +71,7 @@ export async function runCni(io: CniIo, handlers: CniHandlers): Promise<number> 
  * rather than process.stdout, whose set-up alone would triple the plugin's start-up time (and
  * node:tty is not imported to ask whether stdin is a terminal: a runtime always provides it).
  */
-export async function main(handlers: CniHandlers = commandHandlers): Promise<number> {
+export async function main(): Promise<number> {
   mark("plugin: main");
   const pending: Promise<number>[] = [];
   const code = await runCni(
@@ -77,7 +82,8 @@ export async function main(handlers: CniHandlers = commandHandlers): Promise<num
       writeStdout: (text) => void pending.push(Bun.write(Bun.stdout, text)),
       writeStderr: (text) => void pending.push(Bun.write(Bun.stderr, text)),
     },
-    handlers,
+    commandHandlers,
+    prepareCommand,
   );
   mark("plugin: done");
   const timing = timingReport();

@@ -7,6 +7,24 @@
  */
 import { CniError, CniErrorCode } from "./spec.ts";
 
+/** The plugin's check started early (startSandboxCheck), for the command to await. */
+let started: { path: string; check: Promise<void> } | undefined;
+
+/**
+ * Starts the check while the plugin still reads its stdin: the stats wait on Bun's I/O threads,
+ * which is time the plugin would otherwise spend waiting on the pipe.
+ */
+export function startSandboxCheck(path: string): void {
+  const check = checkSandboxPath(path);
+  check.catch(() => undefined); // awaited (and reported) by the command, if it gets that far
+  started = { path, check };
+}
+
+/** The started check of `path`, or a new one. */
+export function sandboxPathChecked(path: string): Promise<void> {
+  return started?.path === path ? started.check : checkSandboxPath(path);
+}
+
 export async function checkSandboxPath(path: string): Promise<void> {
   // Namespace files (bind mounts, /proc/PID/ns/*) all live on the one nsfs.
   const [target, own] = await Promise.all([

@@ -9,18 +9,16 @@ import type { Sandbox } from "./sandbox.ts";
 
 export interface VethNames {
   host: string;
-  /** The pod end's name while it is created (see temporaryPeerName). */
-  temporary: string;
   pod: string;
 }
 
 /**
- * Creates the pair with the peer directly inside the pod's namespace (no move, so its ifindex is
- * final at once), then gives the peer its final name there.
+ * Creates the pair with the peer directly inside the pod's namespace under its final name: no
+ * move (an RCU grace period) and no rename. The kernel makes both ends or neither; a half-done
+ * ADD leaves at most the pair, which the runtime's DEL removes with the host end.
  */
 export function createVethPair(host: Netlink, sandbox: Sandbox, names: VethNames, mtu: number | undefined): void {
-  host.createVeth({ name: names.host, peerName: names.temporary, mtu, peerNetns: sandbox.netns });
-  sandbox.netlink.setName(names.temporary, names.pod);
+  host.createVeth({ name: names.host, peerName: names.pod, mtu, peerNetns: sandbox.netns });
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { attachmentKey, endpointId, hostInterfaceName, temporaryPeerName } from "../../src/cni/attachment.ts";
+import { attachmentKey, endpointId, hostInterfaceName } from "../../src/cni/attachment.ts";
 import { validInterfaceName } from "../../src/cni/env.ts";
 import { endpointLabels } from "../../src/cni/endpoint-request.ts";
 
@@ -16,7 +16,6 @@ describe("attachment naming", () => {
     expect(hostInterfaceName(attachment)).toBe(expected);
     expect(hostInterfaceName(attachment)).toMatch(/^lxc[0-9a-f]{11}$/);
     expect(validInterfaceName(hostInterfaceName(attachment))).toBe(true);
-    expect(validInterfaceName(temporaryPeerName(attachment))).toBe(true);
   });
 
   test("names are deterministic, and differ per container and per interface", () => {
@@ -27,7 +26,6 @@ describe("attachment naming", () => {
       hostInterfaceName({ ...attachment, containerId: "other" }),
     ]);
     expect(names.size).toBe(3);
-    expect(temporaryPeerName(attachment)).not.toBe(hostInterfaceName(attachment));
   });
 });
 

@@ -11,8 +11,9 @@
  */
 import type { CniAttachment, CniAttachRequest, Endpoint, EndpointChangeRequest } from "../api/types.ts";
 import { AgentError, errorMessage } from "../errors.ts";
+import { SyscallError } from "../../datapath/errors.ts";
 import { Netlink } from "../../datapath/netlink/index.ts";
-import { attachmentKey, endpointId, hostInterfaceName, temporaryPeerName, type Attachment } from "../../cni/attachment.ts";
+import { attachmentKey, endpointId, hostInterfaceName, type Attachment } from "../../cni/attachment.ts";
 import { Rollback } from "../../cni/rollback.ts";
 import { openSandbox, type Sandbox } from "../../cni/sandbox.ts";
 import { CniError, CniErrorCode, PluginErrorCode } from "../../cni/spec.ts";
@@ -65,7 +66,7 @@ export class CniAttachments {
     return this.exclusive(attachment, async () => {
       const sandbox = await openSandbox(request["netns-path"]);
       try {
-        this.refuseExisting(attachment, sandbox);
+        this.refuseExisting(attachment);
         const rollback = new Rollback();
         try {
           return await this.attach(attachment, request, sandbox, rollback);
@@ -116,19 +117,17 @@ export class CniAttachments {
    * Per the spec the runtime DELs before it ADDs an attachment again. If it did not, the error
    * names what exists; nothing is rolled back, because none of it is ours to undo. Checked
    * before IPAM: the IPAM hands an owner its existing address, which a rollback would free.
+   * (An interface of that name already in the pod is the veth creation's EEXIST, see attach.)
    */
-  private refuseExisting(attachment: Attachment, sandbox: Sandbox): void {
+  private refuseExisting(attachment: Attachment): void {
     const hostName = hostInterfaceName(attachment);
     let hostLink;
-    let podLink;
     try {
       hostLink = this.host().link(hostName);
-      podLink = sandbox.netlink.link(attachment.ifname);
     } catch (error) {
       throw new CniError(PluginErrorCode.InterfaceSetupFailed, `look up existing interfaces: ${errorMessage(error)}`);
     }
     if (hostLink) throw alreadyExists(`host interface ${hostName}, ifindex ${hostLink.index}`);
-    if (podLink) throw new CniError(PluginErrorCode.InterfaceSetupFailed, `interface ${attachment.ifname} already exists in netns ${sandbox.path}`);
     const id = endpointId(attachment);
     let existing: Endpoint;
     try {
@@ -154,13 +153,18 @@ export class CniAttachments {
     const gateway = ipam.gateway;
     const mtu = request.mtu ?? this.deps.mtu;
     const host = this.host();
-    const names = { host: hostInterfaceName(attachment), temporary: temporaryPeerName(attachment), pod: attachment.ifname };
+    const names = { host: hostInterfaceName(attachment), pod: attachment.ifname };
     let hostLink;
     let podLink;
     try {
-      // Registered first: creation may fail after the kernel made the pair (at the rename, say).
+      try {
+        createVethPair(host, sandbox, names, mtu);
+      } catch (error) {
+        // The host end's name was free a moment ago: the pod already has an interface so named.
+        if (error instanceof SyscallError && error.code === "EEXIST") throw new Error(`interface ${names.pod} already exists in netns ${sandbox.path}`);
+        throw error;
+      }
       rollback.add(`delete veth ${names.host}`, () => deleteLinkIfPresent(host, names.host));
-      createVethPair(host, sandbox, names, mtu);
       configurePodInterface(sandbox, names.pod, ip, gateway);
       bringUpHostInterface(host, names.host);
       hostLink = requireLink(host, names.host, "the host namespace");
