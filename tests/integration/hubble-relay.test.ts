@@ -18,6 +18,7 @@ type Obj = Record<string, any>;
 const RELAY_BINARY = join(import.meta.dir, "../../dist/hubble-relay");
 const NODE_CONNECTED = 1;
 const NODE_UNAVAILABLE = 2;
+const NODE_GONE = 3;
 
 const dir = mkdtempSync(join(tmpdir(), "hubble-relay-"));
 const socket = (name: string) => join(dir, `${name}.sock`);
@@ -183,6 +184,56 @@ describe("hubble-relay", () => {
     peers.upsert({ name: "b", address: `unix:${socket("b")}` });
     const withB = await eventually(() => unary("GetNodes"), (r) => r.nodes.length === 3);
     expect(withB.nodes.map((n: Obj) => n.name)).toEqual(["a", "b", "c"]);
+  });
+});
+
+describe("hubble-relay follow as the cluster changes", () => {
+  /** A followed GetFlows whose responses are collected until cancelled. */
+  function follow() {
+    const responses: Obj[] = [];
+    const stream: ClientReadableStream<Obj> = observer.GetFlows({ follow: true });
+    stream.on("data", (d: Obj) => responses.push(d));
+    stream.on("error", () => undefined);
+    return { responses, cancel: () => stream.cancel() };
+  }
+  const until = (ok: () => boolean) => eventually(async () => ok(), (v) => v, 10_000);
+
+  test("an open follow picks up a node that joins, reports one that leaves, and repeats nothing of one that comes back", async () => {
+    const stream = follow();
+    try {
+      await Bun.sleep(300);
+      rings.get("c")!.write(flow("c", 300, "bank"));
+      expect(await until(() => flowIds(stream.responses).includes("c-300"))).toBe(true);
+
+      // A node that joins after the stream started.
+      await startNode("d");
+      peers.upsert({ name: "d", address: `unix:${socket("d")}` });
+      expect(await until(() => nodeStatuses(stream.responses).some((s) => s.state_change === NODE_CONNECTED && s.node_names?.[0] === "d"))).toBe(true);
+      rings.get("d")!.write(flow("d", 301, "shop"));
+      expect(await until(() => flowIds(stream.responses).includes("d-301"))).toBe(true);
+
+      // A node that goes away and comes back: picked up again, from after its last flow.
+      await servers.get("c")!.stop();
+      expect(await until(() => nodeStatuses(stream.responses).some((s) => s.state_change === NODE_UNAVAILABLE && s.node_names?.[0] === "c"))).toBe(true);
+      await startNode("c");
+      expect(await until(() => nodeStatuses(stream.responses).some((s) => s.state_change === NODE_CONNECTED && s.node_names?.[0] === "c"))).toBe(true);
+      rings.get("c")!.write(flow("c", 302, "bank"));
+      expect(await until(() => flowIds(stream.responses).includes("c-302"))).toBe(true);
+
+      // A node the Peer service removes.
+      peers.delete("d");
+      expect(await until(() => nodeStatuses(stream.responses).some((s) => s.state_change === NODE_GONE && s.node_names?.[0] === "d"))).toBe(true);
+      rings.get("d")!.write(flow("d", 303, "shop"));
+      await Bun.sleep(500);
+
+      const ids = flowIds(stream.responses);
+      expect(ids.filter((id) => id === "c-300")).toHaveLength(1);
+      expect(ids).not.toContain("d-303");
+      expect(ids.filter((id) => id.startsWith("c-") && id !== "c-300" && id !== "c-302")).toEqual([]);
+    } finally {
+      stream.cancel();
+      await servers.get("d")?.stop();
+    }
   });
 });
 

@@ -9,14 +9,18 @@ import { compileFilterLists } from "../filters/index.ts";
 import { badRequest, drained, wallNow } from "../server/observer.ts";
 import { mergeFinished, SortBuffer, type RelayedResponse } from "./merge.ts";
 import type { PeerPool, RelayPeer } from "./peers.ts";
+import type { Timestamp } from "../flow/types.ts";
 
 type Obj = Record<string, any>;
 
 /** relay.NodeState */
-const NodeState = { NODE_CONNECTED: 1, NODE_UNAVAILABLE: 2 } as const;
+const NodeState = { NODE_CONNECTED: 1, NODE_UNAVAILABLE: 2, NODE_GONE: 3 } as const;
+
+/** How often a followed stream tries again to reach a node it lost or that joined. */
+const FOLLOW_RETRY_MS = 1000;
 
 export interface RelayObserverOptions {
-  pool: Pick<PeerPool, "list" | "probe">;
+  pool: Pick<PeerPool, "list" | "probe" | "subscribe">;
   version: string;
   sortBufferMaxLength: number;
   sortBufferDrainTimeoutMs: number;
@@ -86,44 +90,86 @@ export class RelayObserver {
     }
   }
 
+  /**
+   * A followed query spans the cluster as it changes: a node that joins, or comes back after its
+   * stream failed, is followed from then on (from just after the last flow it sent, so nothing is
+   * repeated), and one the Peer service removes is reported gone.
+   */
   private async follow(request: Obj, peers: RelayPeer[], send: (r: RelayedResponse) => Promise<void>, signal: AbortSignal): Promise<void> {
     const buffer = new SortBuffer(this.opts.sortBufferMaxLength, this.opts.sortBufferDrainTimeoutMs);
-    const streams: ClientReadableStream<RelayedResponse>[] = [];
+    const streams = new Map<RelayPeer, ClientReadableStream<RelayedResponse>>();
+    /** Peers to (re)connect, with the earliest time to try. */
+    const waiting = new Map<RelayPeer, number>();
+    const lastFlow = new Map<string, Timestamp>();
     const events: RelayedResponse[] = [];
     let wake: (() => void) | undefined;
     const poke = () => {
       wake?.();
       wake = undefined;
     };
-    for (const peer of peers) {
-      const stream: ClientReadableStream<RelayedResponse> = peer.client.GetFlows(request);
-      streams.push(stream);
+    const open = (peer: RelayPeer, query: Obj) => {
+      const stream: ClientReadableStream<RelayedResponse> = peer.client.GetFlows(query);
+      streams.set(peer, stream);
       stream.on("data", (r: RelayedResponse) => {
+        if (r.time && (r.flow || r.lost_events)) lastFlow.set(peer.name, r.time);
         buffer.push(r);
         // Bound what waits here: a slow client slows the nodes' streams, not our memory.
-        if (buffer.length > 4 * this.opts.sortBufferMaxLength) for (const s of streams) s.pause();
+        if (buffer.length > 4 * this.opts.sortBufferMaxLength) for (const s of streams.values()) s.pause();
         poke();
       });
       const lost = (message: string) => {
-        if (signal.aborted) return;
+        if (signal.aborted || streams.get(peer) !== stream) return;
+        streams.delete(peer);
+        waiting.set(peer, Date.now() + FOLLOW_RETRY_MS);
         events.push(nodeStatus(NodeState.NODE_UNAVAILABLE, [peer], message));
         poke();
       };
       stream.on("error", (err: ServiceError) => lost(`the node's stream failed: ${err.details || err.message}`));
       stream.on("end", () => lost("the node ended its stream"));
-    }
+    };
+    const rejoin = async (peer: RelayPeer) => {
+      waiting.delete(peer);
+      const ready = await new Promise<boolean>((resolve) => peer.client.waitForReady(Date.now() + this.opts.callTimeoutMs, (err) => resolve(!err)));
+      if (signal.aborted || !this.opts.pool.list().includes(peer)) return;
+      if (!ready) {
+        waiting.set(peer, Date.now() + FOLLOW_RETRY_MS);
+        return;
+      }
+      // Only what the client has not seen: after this node's last flow, or from now on.
+      const last = lastFlow.get(peer.name);
+      open(peer, { ...request, number: 0, first: false, ...(last ? { since: justAfter(last) } : {}) });
+      events.push(nodeStatus(NodeState.NODE_CONNECTED, [peer]));
+      poke();
+    };
+    for (const peer of peers) open(peer, request);
+    for (const peer of this.opts.pool.list()) if (!streams.has(peer)) waiting.set(peer, Date.now() + FOLLOW_RETRY_MS);
+    const unsubscribe = this.opts.pool.subscribe((peer, change) => {
+      if (change === "added") {
+        waiting.set(peer, 0);
+      } else {
+        waiting.delete(peer);
+        const stream = streams.get(peer);
+        streams.delete(peer);
+        stream?.cancel();
+        events.push(nodeStatus(NodeState.NODE_GONE, [peer], "the node left the cluster"));
+      }
+      poke();
+    });
     signal.addEventListener("abort", () => {
-      for (const s of streams) s.cancel();
+      unsubscribe();
+      for (const s of streams.values()) s.cancel();
       poke();
     });
     const tick = Math.max(10, Math.min(100, this.opts.sortBufferDrainTimeoutMs / 2));
     while (!signal.aborted) {
+      const now = Date.now();
+      for (const [peer, at] of waiting) if (at <= now) void rejoin(peer);
       for (const event of events.splice(0)) await send(event);
       for (const response of buffer.takeDue()) {
         if (signal.aborted) return;
         await send(response);
       }
-      if (buffer.length <= this.opts.sortBufferMaxLength) for (const s of streams) if (s.isPaused()) s.resume();
+      if (buffer.length <= this.opts.sortBufferMaxLength) for (const s of streams.values()) if (s.isPaused()) s.resume();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, tick);
         wake = () => {
@@ -189,4 +235,11 @@ export class RelayObserver {
       GetNamespaces: (call: ServerUnaryCall<unknown, unknown>, cb: sendUnaryData<unknown>) => void this.getNamespaces(call, cb),
     };
   }
+}
+
+/** One nanosecond after `t`: `since` is inclusive. */
+function justAfter(t: Timestamp): Timestamp {
+  const nanos = Number(t.nanos ?? 0) + 1;
+  const seconds = Number(t.seconds ?? 0);
+  return nanos >= 1e9 ? { seconds: seconds + 1, nanos: nanos - 1e9 } : { seconds, nanos };
 }

@@ -38,8 +38,12 @@ function observerClient(address: string): ObserverClient {
   return new observerConstructor(address, credentials.createInsecure(), CHANNEL_OPTIONS) as ObserverClient;
 }
 
+/** A peer the pool started using ("added") or stopped using ("removed": deleted, or replaced by a new address). */
+export type PeerPoolListener = (peer: RelayPeer, change: "added" | "removed") => void;
+
 export class PeerPool {
   private readonly peers = new Map<string, RelayPeer>();
+  private readonly listeners = new Set<PeerPoolListener>();
   private notifyClient: (Client & Record<string, any>) | undefined;
   private notifyStream: ClientReadableStream<Obj> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -51,6 +55,12 @@ export class PeerPool {
     peerConstructor ??= makeGenericClientConstructor(grpcServiceDefinition("peer.Peer"), "Peer");
     this.notifyClient = new peerConstructor(this.options.peerService, credentials.createInsecure(), CHANNEL_OPTIONS) as Client & Record<string, any>;
     this.listen();
+  }
+
+  /** Calls `listener` on every change from now on; returns the unsubscribe. */
+  subscribe(listener: PeerPoolListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   list(): RelayPeer[] {
@@ -95,16 +105,24 @@ export class PeerPool {
     const old = this.peers.get(name);
     if (change.type === PeerChange.PEER_DELETED) {
       if (!old) return;
-      old.client.close();
       this.peers.delete(name);
+      this.notify(old, "removed");
+      old.client.close();
       this.options.log.info(`peer ${name} removed`);
       return;
     }
     const address = String(change.address ?? "");
     const tlsServerName = change.tls?.server_name as string | undefined;
     if (old && old.address === address) return;
+    if (old) this.notify(old, "removed");
     old?.client.close();
-    this.peers.set(name, { name, address, ...(tlsServerName ? { tlsServerName } : {}), client: observerClient(address) });
+    const peer: RelayPeer = { name, address, ...(tlsServerName ? { tlsServerName } : {}), client: observerClient(address) };
+    this.peers.set(name, peer);
     this.options.log.info(`peer ${name} at ${address}`);
+    this.notify(peer, "added");
+  }
+
+  private notify(peer: RelayPeer, change: "added" | "removed"): void {
+    for (const listener of this.listeners) listener(peer, change);
   }
 }
