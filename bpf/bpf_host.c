@@ -4,7 +4,8 @@
  *
  *   cil_from_host    tc egress of cilium_host: the node's stack sends a
  *                    packet to a pod (host -> pod, and world -> pod after
- *                    reverse masquerade). Deliver to the endpoint's veth.
+ *                    reverse masquerade). Deliver to the endpoint's veth;
+ *                    a pod on another node (tunnel mode) gets the overlay.
  *   cil_to_netdev    tc egress of the native device: masquerade pod traffic
  *                    leaving the cluster behind the node address.
  *   cil_from_netdev  tc ingress of the native device: VXLAN from other
@@ -38,6 +39,35 @@
  * cil_from_host
  */
 
+/* The node's own traffic to a pod on another node: tunnel mode routes other
+ * nodes' pod CIDRs into cilium_host. It travels as REMOTE_NODE, which is
+ * what the receiving node's policy sees of another node's host (upstream
+ * does the same: a node never signals HOST to another). Untracked here:
+ * the receiving endpoint's conntrack lets the replies back. */
+static __always_inline int host_to_overlay(struct __sk_buff *skb,
+					   const struct node_config *cfg,
+					   const struct ipv4_pkt *p,
+					   struct event_info *info)
+{
+	struct remote_endpoint_info *remote = ipcache_lookup4(p->daddr);
+	__be32 tunnel = overlay_tunnel_endpoint(cfg, remote);
+	int ret;
+
+	if (!tunnel)
+		return TC_ACT_OK;
+	info->flags = DIR_EGRESS;
+	info->src_identity = IDENTITY_REMOTE_NODE;
+	info->dst_identity = remote->sec_identity;
+	info->ifindex = cfg->tunnel_ifindex;
+	info->reason = TRACE_REASON_UNKNOWN;
+	metrics_forward(skb, DIR_EGRESS);
+	send_trace(skb, cfg, TRACE_TO_OVERLAY, 0, info);
+	ret = overlay_redirect(skb, cfg, tunnel, IDENTITY_REMOTE_NODE);
+	if (ret == OVERLAY_WRITE_FAILED)
+		return send_drop(skb, DROP_WRITE_ERROR, info);
+	return ret;
+}
+
 SEC("tc")
 int cil_from_host(struct __sk_buff *skb)
 {
@@ -52,7 +82,7 @@ int cil_from_host(struct __sk_buff *skb)
 	if (ipv4_parse(skb, &p) < 0)
 		return TC_ACT_OK;
 	if (!ipv4_in_net(p.daddr, cfg->pod_cidr4, cfg->pod_cidr4_mask))
-		return TC_ACT_OK;
+		return host_to_overlay(skb, cfg, &p, &info);
 
 	/* Host (the node's own addresses), other nodes, CIDRs, the world: as
 	 * cilium_ipcache says, WORLD if no prefix holds the source. */

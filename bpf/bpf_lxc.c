@@ -161,15 +161,10 @@ static __always_inline int lxc_to_overlay(struct __sk_buff *skb,
 	metrics_forward(skb, DIR_EGRESS);
 	send_trace(skb, cfg, TRACE_TO_OVERLAY, v->mon, info);
 
-	ret = overlay_encap_redirect(skb, cfg, tunnel_endpoint,
-				     src->sec_identity);
+	ret = overlay_redirect(skb, cfg, tunnel_endpoint, src->sec_identity);
 	if (ret == OVERLAY_WRITE_FAILED)
 		return send_drop(skb, DROP_WRITE_ERROR, info);
-	if (ret != OVERLAY_USE_DEVICE)
-		return ret;
-	if (overlay_set_key(skb, tunnel_endpoint, src->sec_identity) < 0)
-		return send_drop(skb, DROP_WRITE_ERROR, info);
-	return bpf_redirect(cfg->tunnel_ifindex, 0);
+	return ret;
 }
 
 static __always_inline int handle_ipv4(struct __sk_buff *skb,

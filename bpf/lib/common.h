@@ -44,6 +44,7 @@
 #define IDENTITY_UNKNOWN	0
 #define IDENTITY_HOST		1
 #define IDENTITY_WORLD		2
+#define IDENTITY_REMOTE_NODE	6
 
 /* Traffic directions, as in upstream's metrics and policy maps. */
 enum {

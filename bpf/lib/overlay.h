@@ -117,9 +117,9 @@ static __always_inline __be16 overlay_src_port(struct __sk_buff *skb)
  * The fast path: encapsulate to `endpoint` with `vni` in BPF and hand the
  * frame to the underlay device the node's FIB names. Returns a TC action,
  * OVERLAY_USE_DEVICE when the packet is left as it was (no native device
- * or tunnel port configured, no unicast route, a frame the outer MTU cannot
- * carry unsegmented, a GSO type the kernel cannot re-encapsulate), or
- * OVERLAY_WRITE_FAILED.
+ * or tunnel port configured, no unicast route or no resolved neighbour yet,
+ * a frame the outer MTU cannot carry unsegmented, a GSO type the kernel
+ * cannot re-encapsulate), or OVERLAY_WRITE_FAILED.
  *
  * TCP's GSO packets keep their segment size (FIXED_GSO): the pod's MSS
  * already leaves room for the 50 bytes, and the device segments the frame
@@ -150,8 +150,10 @@ static __always_inline int overlay_encap_redirect(struct __sk_buff *skb,
 	if (!skb->gso_size)
 		fib.tot_len = outer_len;
 	fib_ret = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT);
-	if (fib_ret != BPF_FIB_LKUP_RET_SUCCESS &&
-	    fib_ret != BPF_FIB_LKUP_RET_NO_NEIGH)
+	/* An unresolved neighbour too: the device's route output resolves it
+	 * (bpf_redirect_neigh from cilium_host's egress sent the frame with
+	 * cilium_host's MACs), and the next packets find it. */
+	if (fib_ret != BPF_FIB_LKUP_RET_SUCCESS)
 		return OVERLAY_USE_DEVICE;
 
 	if (bpf_skb_load_bytes(skb, 0, &f.inner_eth, ETH_HLEN) < 0)
@@ -185,14 +187,20 @@ static __always_inline int overlay_encap_redirect(struct __sk_buff *skb,
 	if (bpf_skb_store_bytes(skb, 0, &f.outer_eth,
 				ETH_HLEN + OVERLAY_ENCAP_LEN, 0) < 0)
 		return OVERLAY_WRITE_FAILED;
-
-	if (fib_ret == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		struct bpf_redir_neigh nh = {
-			.nh_family = 2,	/* AF_INET */
-			.ipv4_nh = fib.ipv4_dst,
-		};
-
-		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
-	}
 	return bpf_redirect(fib.ifindex, 0);
+}
+
+/* Into the overlay to `endpoint` with `vni`: the fast path, else through
+ * cilium_vxlan. Returns a TC action or OVERLAY_WRITE_FAILED (drop it). */
+static __always_inline int overlay_redirect(struct __sk_buff *skb,
+					    const struct node_config *cfg,
+					    __be32 endpoint, __u32 vni)
+{
+	int ret = overlay_encap_redirect(skb, cfg, endpoint, vni);
+
+	if (ret != OVERLAY_USE_DEVICE)
+		return ret;
+	if (overlay_set_key(skb, endpoint, vni) < 0)
+		return OVERLAY_WRITE_FAILED;
+	return bpf_redirect(cfg->tunnel_ifindex, 0);
 }

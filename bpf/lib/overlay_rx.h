@@ -27,10 +27,13 @@
  * An inner IPv4 packet from `src_identity`'s endpoint on another node:
  *   to a local endpoint -> conntrack + the endpoint's ingress policy by that
  *                          identity, L2 rewrite, redirect_peer into the pod
- *   to this node's pod CIDR, no such endpoint -> dropped (NO_LXC)
- *   anything else       -> up the node's stack (TC_ACT_OK)
+ *   to this node's pod CIDR, no such endpoint -> dropped (NO_LXC), except
+ *                          its gateway on cilium_host (replies to this node's
+ *                          own traffic) which, as anything else, goes
+ *   up the node's stack (TC_ACT_OK)
  * 0 is no identity: a sender that is not one of our datapaths; never trust
- * it as any.
+ * it as any. Nor HOST: another node's host travels as REMOTE_NODE (as
+ * upstream), so HOST from the overlay is a lie about being this node.
  */
 static __always_inline int overlay_deliver(struct __sk_buff *skb,
 					   const struct node_config *cfg,
@@ -43,12 +46,18 @@ static __always_inline int overlay_deliver(struct __sk_buff *skb,
 	if (ipv4_parse(skb, &p) < 0)
 		return send_drop(skb, DROP_INVALID, info);
 	info->src_identity = src_identity;
-	if (src_identity == IDENTITY_UNKNOWN)
+	if (src_identity == IDENTITY_UNKNOWN || src_identity == IDENTITY_HOST)
 		return send_drop(skb, DROP_INVALID_IDENTITY, info);
 	send_trace(skb, cfg, TRACE_FROM_OVERLAY, 0, info);
 
 	dst = lookup_ip4_endpoint(p.daddr);
 	if (!dst) {
+		/* The inner frame is addressed to the sender's gateway MAC: to
+		 * the stack it would be another host's and be dropped. */
+		if (p.daddr == cfg->host_ip4) {
+			bpf_skb_change_type(skb, 0 /* PACKET_HOST */);
+			return TC_ACT_OK;
+		}
 		if (ipv4_in_net(p.daddr, cfg->pod_cidr4, cfg->pod_cidr4_mask))
 			return send_drop(skb, DROP_NO_LXC, info);
 		return TC_ACT_OK;

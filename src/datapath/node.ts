@@ -257,6 +257,7 @@ export class NodeDatapath {
       localAddresses: () => this.netlink.addresses().filter((a) => a.family === 4).map((a) => a.address),
       ipcache: this,
       netlink,
+      ...(this.routingMode === "tunnel" ? { hostRoute: { dev: HOST_DEVICE, src: gateway } } : {}),
     });
   }
 

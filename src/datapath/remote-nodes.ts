@@ -5,7 +5,8 @@
  *    other nodes' hosts;
  *  - tunnel: each of its pod CIDRs is an ipcache prefix whose tunnel endpoint is the node's IP
  *    (identity WORLD until an endpoint's own /32 entry says better): cil_from_container
- *    encapsulates to it;
+ *    encapsulates to it; and a route into cilium_host, so this node's own traffic to those pods
+ *    reaches cil_from_host, which encapsulates it too;
  *  - native with auto-direct-node-routes: each pod CIDR is routed via the node's IP, which must
  *    be on a link this node shares (no gateway in between).
  *
@@ -41,9 +42,12 @@ export interface IpcacheWriter {
   listIpcache(): IpcacheEntry[];
 }
 
+/** Where a route to a remote pod CIDR goes: via the node's IP, or into a device (cilium_host). */
+type NodeRoute = { via: string } | { dev: string; src: string };
+
 interface Programmed {
   ipcache: Map<string, { identity: number; tunnelEndpoint?: string }>;
-  routes: Map<string, string>; // pod CIDR -> via
+  routes: Map<string, NodeRoute>; // by pod CIDR
 }
 
 export class RemoteNodes {
@@ -59,6 +63,8 @@ export class RemoteNodes {
       localAddresses: () => string[];
       ipcache: IpcacheWriter;
       netlink: Netlink;
+      /** Tunnel mode: the device (cilium_host) and source address of the host's routes to other nodes' pods. */
+      hostRoute?: { dev: string; src: string };
     },
   ) {}
 
@@ -77,9 +83,9 @@ export class RemoteNodes {
         this.options.ipcache.upsertIpcache(cidr, value.identity, value.tunnelEndpoint ? { tunnelEndpoint: value.tunnelEndpoint } : {});
         done.ipcache.set(cidr, value);
       }
-      for (const [cidr, via] of desired.routes) {
-        this.replaceRoute(node, cidr, via);
-        done.routes.set(cidr, via);
+      for (const [cidr, route] of desired.routes) {
+        this.replaceRoute(node, cidr, route);
+        done.routes.set(cidr, route);
       }
     } catch (error) {
       this.remove(subtract(done, before));
@@ -137,28 +143,31 @@ export class RemoteNodes {
   private desiredFor(node: RemoteNode): Programmed {
     const desired: Programmed = { ipcache: new Map(), routes: new Map() };
     desired.ipcache.set(`${node.ipv4}/32`, { identity: ReservedIdentity.remoteNode });
+    const { hostRoute } = this.options;
     for (const cidr of node.podCidrs) {
-      if (this.options.mode === "tunnel") desired.ipcache.set(cidr, { identity: ReservedIdentity.world, tunnelEndpoint: node.ipv4 });
-      else if (this.options.autoDirectNodeRoutes) desired.routes.set(cidr, node.ipv4);
+      if (this.options.mode === "tunnel") {
+        desired.ipcache.set(cidr, { identity: ReservedIdentity.world, tunnelEndpoint: node.ipv4 });
+        if (hostRoute) desired.routes.set(cidr, hostRoute);
+      } else if (this.options.autoDirectNodeRoutes) {
+        desired.routes.set(cidr, { via: node.ipv4 });
+      }
     }
     return desired;
   }
 
-  private replaceRoute(node: RemoteNode, cidr: string, via: string): void {
+  private replaceRoute(node: RemoteNode, cidr: string, route: NodeRoute): void {
     try {
-      this.options.netlink.replaceRoute({ dst: cidr, via, protocol: NODE_ROUTE_PROTOCOL });
+      this.options.netlink.replaceRoute(routeSpec(cidr, route));
     } catch (error) {
-      throw new Error(
-        `remote node ${node.name}: route ${cidr} via ${via}: ${(error as Error).message} ` +
-          "(--auto-direct-node-routes needs every node's IP on a network this node is directly attached to)",
-        { cause: error },
-      );
+      const where = "via" in route ? `via ${route.via}` : `dev ${route.dev}`;
+      const hint = "via" in route ? " (--auto-direct-node-routes needs every node's IP on a network this node is directly attached to)" : "";
+      throw new Error(`remote node ${node.name}: route ${cidr} ${where}: ${(error as Error).message}${hint}`, { cause: error });
     }
   }
 
   private remove(things: Programmed): void {
     for (const cidr of things.ipcache.keys()) this.options.ipcache.deleteIpcache(cidr);
-    for (const [cidr, via] of things.routes) this.deleteRoute(cidr, via);
+    for (const [cidr, route] of things.routes) this.deleteRoute(cidr, route);
   }
 
   private restore(before: Programmed): void {
@@ -166,15 +175,15 @@ export class RemoteNodes {
       for (const [cidr, value] of before.ipcache) {
         this.options.ipcache.upsertIpcache(cidr, value.identity, value.tunnelEndpoint ? { tunnelEndpoint: value.tunnelEndpoint } : {});
       }
-      for (const [cidr, via] of before.routes) this.options.netlink.replaceRoute({ dst: cidr, via, protocol: NODE_ROUTE_PROTOCOL });
+      for (const [cidr, route] of before.routes) this.options.netlink.replaceRoute(routeSpec(cidr, route));
     } catch {
       // Best effort: the error of the upsert itself is what the caller must see.
     }
   }
 
-  private deleteRoute(cidr: string, via: string): void {
+  private deleteRoute(cidr: string, route: NodeRoute): void {
     try {
-      this.options.netlink.deleteRoute({ dst: cidr, via, protocol: NODE_ROUTE_PROTOCOL });
+      this.options.netlink.deleteRoute(routeSpec(cidr, route));
     } catch (error) {
       if (error instanceof SyscallError && (error.errno === ESRCH || error.errno === ENOENT)) return; // already gone
       throw error;
@@ -183,13 +192,27 @@ export class RemoteNodes {
 
   /** What an earlier run programmed for this node IP that the node no longer has. */
   private removeLeftovers(ipv4: string, desired: Programmed): void {
+    const { hostRoute } = this.options;
     for (const entry of this.options.ipcache.listIpcache()) {
-      if (entry.tunnelEndpoint === ipv4 && !entry.cidr.endsWith("/32") && !desired.ipcache.has(entry.cidr)) this.options.ipcache.deleteIpcache(entry.cidr);
+      if (entry.tunnelEndpoint !== ipv4 || entry.cidr.endsWith("/32") || desired.ipcache.has(entry.cidr)) continue;
+      this.options.ipcache.deleteIpcache(entry.cidr);
+      if (hostRoute) this.deleteRoute(entry.cidr, hostRoute);
     }
     for (const route of this.options.netlink.routes({ family: 4 })) {
-      if (route.protocol === NODE_ROUTE_PROTOCOL && route.via === ipv4 && desired.routes.get(route.dst) !== ipv4) this.deleteRoute(route.dst, ipv4);
+      if (route.protocol !== NODE_ROUTE_PROTOCOL || route.via !== ipv4) continue;
+      const wanted = desired.routes.get(route.dst);
+      if (!wanted || !sameRoute(wanted, { via: ipv4 })) this.deleteRoute(route.dst, { via: ipv4 });
     }
   }
+}
+
+function routeSpec(cidr: string, route: NodeRoute) {
+  const target = "via" in route ? { via: route.via } : { dev: route.dev, scope: "link" as const, src: route.src };
+  return { dst: cidr, protocol: NODE_ROUTE_PROTOCOL, ...target };
+}
+
+function sameRoute(a: NodeRoute, b: NodeRoute): boolean {
+  return "via" in a ? "via" in b && a.via === b.via : !("via" in b) && a.dev === b.dev && a.src === b.src;
 }
 
 /** What `a` has that `b` does not (or has differently). */
@@ -197,7 +220,10 @@ function subtract(a: Programmed | undefined, b: Programmed | undefined): Program
   const out: Programmed = { ipcache: new Map(), routes: new Map() };
   if (!a) return out;
   for (const [cidr, value] of a.ipcache) if (!b?.ipcache.has(cidr)) out.ipcache.set(cidr, value);
-  for (const [cidr, via] of a.routes) if (b?.routes.get(cidr) !== via) out.routes.set(cidr, via);
+  for (const [cidr, route] of a.routes) {
+    const other = b?.routes.get(cidr);
+    if (!other || !sameRoute(route, other)) out.routes.set(cidr, route);
+  }
   return out;
 }
 

@@ -32,6 +32,8 @@ const POLICY_DENIED = 133;
 const ALLOWED_IDENTITY = 1000;
 const OTHER_IDENTITY = 1001;
 const REMOTE_NODE = 6;
+const HOST = 1;
+const INVALID_IDENTITY = 171;
 
 interface NodeSpec {
   name: string;
@@ -409,6 +411,48 @@ describePrivileged("two nodes, routing mode tunnel (VXLAN, identity in the VNI)"
     expect(probe(b.pods[0]!.netns, "tcp", a.pods[0]!.endpoint.ipv4, 7000)).toBe(b.pods[0]!.endpoint.ipv4);
   });
 
+  test("the node's host reaches a pod on the other node as REMOTE_NODE: B's policy decides by that identity", async () => {
+    const [a, b] = [node(0), node(1)];
+    const b0 = b.pods[0]!;
+    // The host's route to B's pods goes into cilium_host, from the node's gateway address.
+    const routes = ipJson<{ dst: string; dev: string; prefsrc: string; protocol: string }[]>(["route", "show", b.spec.podCidr], a.nsName);
+    expect(routes).toEqual([expect.objectContaining({ dst: b.spec.podCidr, dev: "cilium_host", prefsrc: a.spec.gateway })]);
+    b.datapath.setEndpointPolicy(b0.endpoint.id, { ingressEnforced: false, egressEnforced: false, entries: [] });
+    expect(probe(a.nsName, "tcp", b0.endpoint.ipv4, 7000)).toBe(a.spec.gateway);
+    expect(run(["ip", "netns", "exec", a.nsName, "ping", "-c", "1", "-W", "1", b0.endpoint.ipv4], { allowFailure: true }).exitCode).toBe(0);
+
+    enforceOnB(b); // admits ALLOWED_IDENTITY only
+    const mark = b.drops.length;
+    expect(probe(a.nsName, "tcp", b0.endpoint.ipv4, 7000, 500)).toBeNull();
+    const drops = await policyDropsOn(b, b0.endpoint.id, mark);
+    expect(drops.length).toBeGreaterThan(0);
+    expect(drops.every((d) => d.srcIdentity === REMOTE_NODE)).toBe(true);
+
+    b.datapath.setEndpointPolicy(b0.endpoint.id, {
+      ingressEnforced: true,
+      egressEnforced: false,
+      entries: [{ direction: "ingress", identity: REMOTE_NODE, protocol: TCP, port: 7000, prefixLength: 16, deny: false }],
+    });
+    expect(probe(a.nsName, "tcp", b0.endpoint.ipv4, 7000)).toBe(a.spec.gateway);
+    expect(probe(a.pods[0]!.netns, "tcp", b0.endpoint.ipv4, 7000, 500)).toBeNull(); // a pod is not the node
+  });
+
+  test("a VNI claiming HOST is refused by the receiver: no node may pose as the receiving host", async () => {
+    const [a, b] = [node(0), node(1)];
+    const [a0, b0] = [a.pods[0]!, b.pods[0]!];
+    b.datapath.setEndpointPolicy(b0.endpoint.id, { ingressEnforced: false, egressEnforced: false, entries: [] });
+    a.datapath.applyEndpoint({ ...a0.endpoint, identity: HOST });
+    try {
+      const mark = b.drops.length;
+      expect(probe(a0.netns, "tcp", b0.endpoint.ipv4, 7000, 500)).toBeNull();
+      const deadline = Date.now() + 2000;
+      while (!b.drops.slice(mark).some((d) => d.reason === INVALID_IDENTITY) && Date.now() < deadline) await Bun.sleep(20);
+      expect(b.drops.slice(mark).filter((d) => d.reason === INVALID_IDENTITY).map((d) => d.srcIdentity)).toContain(HOST);
+    } finally {
+      a.datapath.applyEndpoint(a0.endpoint);
+    }
+  });
+
   test("deleteRemoteNode removes the tunnel entries and the node's identity; traffic stops; upsert restores it", () => {
     const [a, b] = [node(0), node(1)];
     b.datapath.setEndpointPolicy(b.pods[0]!.endpoint.id, { ingressEnforced: false, egressEnforced: false, entries: [] });
@@ -418,6 +462,7 @@ describePrivileged("two nodes, routing mode tunnel (VXLAN, identity in the VNI)"
     expect(left.find((e) => e.cidr === b.spec.podCidr)).toBeUndefined();
     expect(left.find((e) => e.cidr === `${b.spec.ip}/32`)).toBeUndefined();
     expect(a.datapath.listRemoteNodes()).toEqual([]);
+    expect(ipJson(["route", "show", b.spec.podCidr], a.nsName)).toEqual([]);
     // The endpoint's own /32 is the control plane's (deleteIpcache): drop it too, then nothing tunnels.
     a.datapath.deleteIpcache(`${b.pods[0]!.endpoint.ipv4}/32`);
     expect(probe(a.pods[0]!.netns, "tcp", b.pods[0]!.endpoint.ipv4, 7000, 500)).toBeNull();
