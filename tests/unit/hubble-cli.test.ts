@@ -5,7 +5,7 @@ import { FlowFilterBuilder } from "../../src/hubble/cli/flow-filters.ts";
 import { DEFAULT_FIELD_MASK, parseObserveArgs } from "../../src/hubble/cli/observe.ts";
 import { parseGoDuration } from "../../src/duration.ts";
 import { parseTimeFlag } from "../../src/hubble/cli/time.ts";
-import { messageType } from "../../src/hubble/proto/index.ts";
+import { messageType } from "../helpers/protobufjs.ts";
 import { decodeMessage, encodeMessage } from "../../src/hubble/proto/wire.ts";
 import { joinWithCutOff, nodeStatusText } from "../../src/hubble/printer/node-status.ts";
 import { FlowPrinter } from "../../src/hubble/printer/printer.ts";

@@ -1,7 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { compileDescriptor, DESCRIPTOR_PATH } from "../../scripts/build-protos.ts";
-import { enumName, messageType, serviceType } from "../../src/hubble/proto/index.ts";
+import { enumName, messageType, protobufjsServiceDefinition, serviceType } from "../helpers/protobufjs.ts";
+import { grpcServiceDefinition } from "../../src/hubble/proto/grpc.ts";
+import { toJsonValue } from "../../src/hubble/proto/json.ts";
 
 describe("Hubble protos", () => {
   test("the committed descriptor matches proto/ (run bun scripts/build-protos.ts)", () => {
@@ -41,5 +43,56 @@ describe("Hubble protos", () => {
     // Summary is field 100000, length-delimited: tag = varint(100000 << 3 | 2) = 0x82 0xea 0x30.
     expect([...bytes].slice(-7)).toEqual([0x82, 0xea, 0x30, 3, 0x55, 0x44, 0x50]);
     expect(Flow.toObject(Flow.decode(bytes), { enums: String })).toEqual({ verdict: "DROPPED", drop_reason_desc: "POLICY_DENIED", is_reply: { value: false }, l4: { UDP: { source_port: 1, destination_port: 53 } }, Summary: "UDP" });
+  });
+});
+
+describe("the gRPC codec of the agent and the relay (ours, not protobufjs)", () => {
+  const flow = {
+    time: { seconds: 1_700_000_001, nanos: 999_999_999 },
+    uuid: "0b6c2a3e-1",
+    verdict: 2,
+    drop_reason_desc: 133,
+    ethernet: { source: "aa:bb:cc:dd:ee:ff", destination: "11:22:33:44:55:66" },
+    IP: { source: "10.0.0.1", destination: "10.0.1.1", ipVersion: 1 },
+    l4: { TCP: { source_port: 40000, destination_port: 80, flags: { SYN: true, ACK: true } } },
+    source: { ID: 7, identity: 16_777_217, namespace: "shop", labels: ["k8s:a=b", "k8s:c=d"], pod_name: "p", workloads: [{ name: "w", kind: "Deployment" }] },
+    destination: { identity: 2, labels: [] },
+    Type: 1,
+    node_name: "node-a",
+    event_type: { type: 5, sub_type: 0 },
+    traffic_direction: 1,
+    trace_observation_point: 101,
+    is_reply: { value: false },
+    interface: { index: 4, name: "lxc1" },
+    Summary: "TCP Flags: SYN, ACK ✓",
+  };
+  const response = { flow, node_name: "node-a", time: { seconds: 1_700_000_001, nanos: 999_999_999 } };
+  const request = {
+    number: 20,
+    follow: true,
+    whitelist: [{ source_pod: ["shop/"], verdict: [1, 2], tcp_flags: [{ SYN: true }], source_identity: [2, 40000] }],
+    blacklist: [],
+    since: { seconds: 1_700_000_000, nanos: 5 },
+  };
+
+  test("it writes the bytes protobufjs writes, and reads them as protobufjs does", () => {
+    const ours = grpcServiceDefinition("observer.Observer").GetFlows!;
+    const reference = protobufjsServiceDefinition("observer.Observer").GetFlows!;
+    for (const [type, value, serialize, refSerialize, deserialize, refDeserialize] of [
+      ["observer.GetFlowsResponse", response, ours.responseSerialize, reference.responseSerialize, ours.responseDeserialize, reference.responseDeserialize],
+      ["observer.GetFlowsRequest", request, ours.requestSerialize, reference.requestSerialize, ours.requestDeserialize, reference.requestDeserialize],
+    ] as const) {
+      const [bytes, refBytes] = [serialize(value as never), refSerialize(value as never)];
+      expect([...bytes]).toEqual([...refBytes]);
+      expect(deserialize(refBytes)).toEqual(refDeserialize(refBytes));
+      expect(toJsonValue(type, deserialize(bytes) as object)).toEqual(toJsonValue(type, value));
+    }
+  });
+
+  test("every service of the descriptor, method by method, as protobufjs defines it", () => {
+    for (const name of ["observer.Observer", "peer.Peer", "grpc.health.v1.Health"]) {
+      const strip = (d: Record<string, any>) => Object.fromEntries(Object.entries(d).map(([m, v]) => [m, { path: v.path, requestStream: v.requestStream, responseStream: v.responseStream, originalName: v.originalName }]));
+      expect(strip(grpcServiceDefinition(name))).toEqual(strip(protobufjsServiceDefinition(name)));
+    }
   });
 });

@@ -5,11 +5,11 @@
  * Usage: bun scripts/benchmarks/lib/hubble-drain.ts <socket> <count>
  */
 import { credentials, makeGenericClientConstructor } from "@grpc/grpc-js";
-import { grpcServiceDefinition } from "../../../src/hubble/proto/grpc.ts";
+import { protobufjsServiceDefinition } from "../../../tests/helpers/protobufjs.ts";
 
 const socketPath = process.argv[2];
 if (!socketPath) throw new Error("usage: hubble-drain.ts <socket> <count>");
-const Observer = makeGenericClientConstructor(grpcServiceDefinition("observer.Observer"), "Observer");
+const Observer = makeGenericClientConstructor(protobufjsServiceDefinition("observer.Observer"), "Observer");
 const count = Number(process.argv[3]);
 const client = new Observer(`unix:${socketPath}`, credentials.createInsecure()) as unknown as Record<string, (req: object) => NodeJS.EventEmitter>;
 let flows = 0;

@@ -3,7 +3,7 @@
  * a function that counts a flow under zero or more label value lists. Also the flow facts several
  * handlers label with, in upstream's words.
  */
-import { enumName } from "../proto/index.ts";
+import { enumName } from "../proto/schema.ts";
 import type { FlowFacts } from "../flow/facts.ts";
 import { MonitorEventType } from "../flow/types.ts";
 

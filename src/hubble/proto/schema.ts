@@ -13,11 +13,19 @@ interface JsonField {
   keyType?: string;
 }
 
+interface JsonMethod {
+  requestType: string;
+  responseType: string;
+  requestStream?: boolean;
+  responseStream?: boolean;
+}
+
 interface JsonNode {
   nested?: Record<string, JsonNode>;
   fields?: Record<string, JsonField>;
   oneofs?: Record<string, { oneof: string[] }>;
   values?: Record<string, number>;
+  methods?: Record<string, JsonMethod>;
 }
 
 export const SCALAR_TYPES = new Set([
@@ -61,6 +69,8 @@ export interface MessageSchema {
   readonly fullName: string;
   /** Declaration order, as protojson prints them. */
   readonly fields: readonly FieldSchema[];
+  /** Field number order, as protobuf writes them. */
+  readonly fieldsById: readonly FieldSchema[];
   readonly byId: ReadonlyMap<number, FieldSchema>;
 }
 
@@ -134,7 +144,7 @@ export function messageSchema(fullName: string): MessageSchema {
   if (!n?.fields) throw new Error(`protobuf message ${fullName} is not in the descriptor`);
   const oneofMembers = new Set(Object.values(n.oneofs ?? {}).flatMap((o) => o.oneof));
   const fields = Object.entries(n.fields).map(([name, f]) => fieldSchema(fullName, name, f, oneofMembers.has(name)));
-  m = { fullName, fields, byId: new Map(fields.map((f) => [f.id, f])) };
+  m = { fullName, fields, fieldsById: [...fields].sort((a, b) => a.id - b.id), byId: new Map(fields.map((f) => [f.id, f])) };
   messages.set(fullName, m);
   return m;
 }
@@ -142,4 +152,36 @@ export function messageSchema(fullName: string): MessageSchema {
 /** The value's name in enum `fullName` ("flow.Verdict"), or undefined for an unknown number. */
 export function enumName(fullName: string, value: number): string | undefined {
   return enumSchema(fullName).valuesById[value];
+}
+
+export interface MethodSchema {
+  readonly name: string;
+  /** Full names of the message types. */
+  readonly requestType: string;
+  readonly responseType: string;
+  readonly requestStream: boolean;
+  readonly responseStream: boolean;
+}
+
+export interface ServiceSchema {
+  readonly fullName: string;
+  /** Declaration order. */
+  readonly methods: readonly MethodSchema[];
+}
+
+/** Service `fullName` ("observer.Observer"): its methods with resolved message type names. */
+export function serviceSchema(fullName: string): ServiceSchema {
+  const methods = node(fullName)?.methods;
+  if (!methods) throw new Error(`protobuf service ${fullName} is not in the descriptor`);
+  const scope = fullName;
+  return {
+    fullName,
+    methods: Object.entries(methods).map(([name, m]) => ({
+      name,
+      requestType: resolve(scope, m.requestType),
+      responseType: resolve(scope, m.responseType),
+      requestStream: m.requestStream === true,
+      responseStream: m.responseStream === true,
+    })),
+  };
 }

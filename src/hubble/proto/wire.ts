@@ -48,8 +48,18 @@ class Writer {
   }
 
   varint(v: bigint | number): void {
-    let n = BigInt.asUintN(64, BigInt(v));
     this.reserve(10);
+    // Numbers up to 2^53 (tags, lengths, ports, identities, timestamps) without BigInt.
+    if (typeof v === "number" && v >= 0 && v <= Number.MAX_SAFE_INTEGER) {
+      let n = v;
+      while (n >= 0x80) {
+        this.buf[this.len++] = (n % 0x80) | 0x80;
+        n = Math.floor(n / 0x80);
+      }
+      this.buf[this.len++] = n;
+      return;
+    }
+    let n = BigInt.asUintN(64, BigInt(v));
     while (n >= 0x80n) {
       this.buf[this.len++] = Number(n & 0x7fn) | 0x80;
       n >>= 7n;
@@ -64,6 +74,50 @@ class Writer {
     this.len += b.length;
   }
 
+  /** A length-delimited string; ASCII (most flow strings) written byte by byte, no TextEncoder. */
+  string(text: string): void {
+    const n = text.length;
+    if (n < 0x80) {
+      this.reserve(n + 1);
+      const start = this.len;
+      const buf = this.buf;
+      buf[start] = n;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = text.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[start + 1 + i] = c;
+      }
+      if (i === n) {
+        this.len = start + 1 + n;
+        return;
+      }
+    }
+    this.bytes(textEncoder.encode(text));
+  }
+
+  /**
+   * A nested message written in place: one byte is kept for its length, and the body moves when
+   * the length needs more (a message of 128 bytes or more), instead of a writer per message.
+   */
+  nested(write: () => void): void {
+    this.reserve(1);
+    const at = this.len++;
+    write();
+    const length = this.len - at - 1;
+    if (length < 0x80) {
+      this.buf[at] = length;
+      return;
+    }
+    let size = 1;
+    for (let rest = length; rest >= 0x80; rest = Math.floor(rest / 0x80)) size++;
+    this.reserve(size - 1);
+    this.buf.copyWithin(at + size, at + 1, this.len);
+    this.len = at;
+    this.varint(length);
+    this.len += length;
+  }
+
   fixed(size: 4 | 8, write: (view: DataView, at: number) => void): void {
     this.reserve(size);
     write(this.view, this.len);
@@ -73,6 +127,12 @@ class Writer {
   finish(): Uint8Array {
     return this.buf.slice(0, this.len);
   }
+}
+
+/** An integer field's value: a safe non-negative number as it is (the varint fast path), else a bigint. */
+function toInteger(v: unknown): bigint | number {
+  if (typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER) return v;
+  return toBigInt(v);
 }
 
 function toBigInt(v: unknown): bigint {
@@ -90,7 +150,7 @@ function encodeScalar(w: Writer, type: string, v: unknown): void {
     case "int64":
     case "uint32":
     case "uint64":
-      return w.varint(toBigInt(v));
+      return w.varint(toInteger(v));
     case "sint32":
     case "sint64": {
       const n = toBigInt(v);
@@ -108,7 +168,7 @@ function encodeScalar(w: Writer, type: string, v: unknown): void {
     case "double":
       return w.fixed(8, (d, at) => d.setFloat64(at, Number(v), true));
     case "string":
-      return w.bytes(textEncoder.encode(String(v)));
+      return w.string(String(v));
     case "bytes":
       return w.bytes(v as Uint8Array);
   }
@@ -118,30 +178,31 @@ function isDefault(v: unknown): boolean {
   return v === undefined || v === null || v === 0 || v === 0n || v === false || v === "" || (v instanceof Uint8Array && v.length === 0);
 }
 
-function encodeField(w: Writer, f: FieldSchema, v: unknown): void {
+function encodeField(w: Writer, f: FieldSchema, v: unknown, options: EncodeOptions): void {
   const wt = wireType(f);
-  if (f.message) {
+  const message = f.message;
+  if (message) {
     w.varint((f.id << 3) | WIRE_LEN);
-    w.bytes(encodeInto(new Writer(), f.message, v as Obj).finish());
+    w.nested(() => encodeInto(w, message, v as Obj, options));
     return;
   }
   w.varint((f.id << 3) | wt);
   encodeScalar(w, f.scalar ?? "int32", v);
 }
 
-function encodeInto(w: Writer, type: MessageSchema, msg: Obj): Writer {
-  for (const f of type.fields) {
+function encodeInto(w: Writer, type: MessageSchema, msg: Obj, options: EncodeOptions): Writer {
+  for (const f of type.fieldsById) {
     const v = msg[f.name];
     if (v === undefined || v === null) continue;
     if (!f.repeated) {
-      if (!f.message && !f.inOneof && isDefault(v)) continue;
-      encodeField(w, f, v);
+      if (!options.setDefaults && !f.message && !f.inOneof && isDefault(v)) continue;
+      encodeField(w, f, v, options);
       continue;
     }
     const list = v as unknown[];
     if (list.length === 0) continue;
     if (wireType(f) === WIRE_LEN) {
-      for (const item of list) encodeField(w, f, item);
+      for (const item of list) encodeField(w, f, item, options);
     } else {
       // proto3 packs repeated numbers.
       const packed = new Writer();
@@ -153,9 +214,18 @@ function encodeInto(w: Writer, type: MessageSchema, msg: Obj): Writer {
   return w;
 }
 
+export interface EncodeOptions {
+  /**
+   * Also write the fields set to their proto3 default (0, false, ""), as protobufjs does for any
+   * field present in the object. Readers must take an absent field as its default, but clients
+   * written against protobufjs-speaking servers may not.
+   */
+  setDefaults?: boolean;
+}
+
 /** `msg` as message type `typeName` ("observer.GetFlowsRequest") in protobuf binary form. */
-export function encodeMessage(typeName: string, msg: object): Uint8Array {
-  return encodeInto(new Writer(), messageSchema(typeName), msg as Obj).finish();
+export function encodeMessage(typeName: string, msg: object, options: EncodeOptions = {}): Uint8Array {
+  return encodeInto(new Writer(), messageSchema(typeName), msg as Obj, options).finish();
 }
 
 class Reader {
@@ -307,7 +377,12 @@ function readScalar(r: Reader, type: string): unknown {
   throw new WireError(`unsupported scalar type ${type}`);
 }
 
-function decodeFrom(r: Reader, type: MessageSchema): Obj {
+export interface DecodeOptions {
+  /** Repeated fields absent from the wire as empty arrays (protobufjs's `arrays` option). */
+  arrays?: boolean;
+}
+
+function decodeFrom(r: Reader, type: MessageSchema, options: DecodeOptions): Obj {
   const out: Obj = {};
   while (r.pos < r.end) {
     const tag = r.varint();
@@ -324,7 +399,7 @@ function decodeFrom(r: Reader, type: MessageSchema): Obj {
       const outer = r.end;
       r.end = r.pos + len;
       if (r.end > outer) throw new WireError(`truncated field ${type.fullName}.${f.name}`);
-      value = decodeFrom(r, message);
+      value = decodeFrom(r, message, options);
       r.end = outer;
     } else {
       const scalar = f.scalar ?? "int32";
@@ -343,10 +418,11 @@ function decodeFrom(r: Reader, type: MessageSchema): Obj {
     if (f.repeated) ((out[f.name] ??= []) as unknown[]).push(value);
     else out[f.name] = value;
   }
+  if (options.arrays) for (const f of type.fields) if (f.repeated && out[f.name] === undefined) out[f.name] = [];
   return out;
 }
 
 /** Protobuf binary `bytes` as a plain object of message type `typeName`. */
-export function decodeMessage<T = Obj>(typeName: string, bytes: Uint8Array): T {
-  return decodeFrom(new Reader(bytes), messageSchema(typeName)) as T;
+export function decodeMessage<T = Obj>(typeName: string, bytes: Uint8Array, options: DecodeOptions = {}): T {
+  return decodeFrom(new Reader(bytes), messageSchema(typeName), options) as T;
 }
