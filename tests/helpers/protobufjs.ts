@@ -4,6 +4,7 @@
  */
 import type { ServiceDefinition } from "@grpc/grpc-js";
 import protobuf from "protobufjs";
+import { serviceDefinition, type MessageCodec } from "../../src/hubble/proto/grpc.ts";
 import descriptor from "../../src/hubble/proto/descriptor.json" with { type: "json" };
 
 export const protoRoot: protobuf.Root = protobuf.Root.fromJSON(descriptor as protobuf.INamespace);
@@ -35,10 +36,10 @@ export function enumValue(enumName: string, name: string): number | undefined {
 
 const DECODE_OPTIONS: protobuf.IConversionOptions = { longs: Number, enums: Number, arrays: true };
 
-function codec(type: protobuf.Type) {
+function codec(type: protobuf.Type): MessageCodec {
   return {
-    serialize: (value: object) => Buffer.from(type.encode(value as protobuf.Message).finish()),
-    deserialize: (bytes: Buffer) => type.toObject(type.decode(bytes), DECODE_OPTIONS),
+    serialize: (value) => Buffer.from(type.encode(value as protobuf.Message).finish()),
+    deserialize: (bytes) => type.toObject(type.decode(bytes), DECODE_OPTIONS),
   };
 }
 
@@ -46,20 +47,14 @@ function codec(type: protobuf.Type) {
 export function protobufjsServiceDefinition(name: string): ServiceDefinition {
   const service = serviceType(name);
   service.resolveAll();
-  const entries = service.methodsArray.map((method) => {
-    const req = codec(method.resolvedRequestType!);
-    const res = codec(method.resolvedResponseType!);
-    const definition = {
-      path: `/${service.fullName.slice(1)}/${method.name}`,
-      requestStream: method.requestStream === true,
-      responseStream: method.responseStream === true,
-      requestSerialize: req.serialize,
-      requestDeserialize: req.deserialize,
-      responseSerialize: res.serialize,
-      responseDeserialize: res.deserialize,
-      originalName: method.name,
-    };
-    return [method.name, definition] as const;
-  });
-  return Object.fromEntries(entries) as ServiceDefinition;
+  return serviceDefinition(
+    service.fullName.slice(1),
+    service.methodsArray.map((m) => ({
+      name: m.name,
+      requestStream: m.requestStream === true,
+      responseStream: m.responseStream === true,
+      request: codec(m.resolvedRequestType!),
+      response: codec(m.resolvedResponseType!),
+    })),
+  );
 }

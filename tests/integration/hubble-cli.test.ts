@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Flow } from "../../src/hubble/flow/types.ts";
+import { synFlow } from "../helpers/flows.ts";
 import { FlowRing } from "../../src/hubble/ring.ts";
 import { startHubbleServer, type HubbleServer } from "../../src/hubble/server/index.ts";
 
@@ -23,20 +24,13 @@ const ring = new FlowRing(63);
 let hubble: HubbleServer;
 
 const flowA: Flow = {
+  ...synFlow,
   time: { seconds: T + 1, nanos: 5_000_000 },
   uuid: "a",
-  verdict: 1,
   IP: { source: "10.0.0.1", destination: "10.0.1.1", ipVersion: 1 },
   l4: { TCP: { source_port: 40001, destination_port: 80, flags: { SYN: true } } },
   source: { ID: 11, identity: 40001, namespace: "default", pod_name: "client-a", labels: ["k8s:app=client"] },
   destination: { ID: 12, identity: 50000, namespace: "shop", pod_name: "server", labels: ["k8s:app=server"] },
-  Type: 1,
-  node_name: "node-a",
-  event_type: { type: 4, sub_type: 0 },
-  traffic_direction: 2,
-  trace_observation_point: 101,
-  is_reply: { value: false },
-  Summary: "TCP Flags: SYN",
 };
 
 const flowB: Flow = {

@@ -1,25 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import type { Flow } from "../../src/hubble/flow/types.ts";
 import { FlowPrinter, timeFormatter, type FlowsResponse, type PrinterOptions } from "../../src/hubble/printer/index.ts";
+import { SYN_TIME, synFlow } from "../helpers/flows.ts";
 
-// 2023-11-14T22:13:20.005Z
-const T = { seconds: 1_700_000_000, nanos: 5_000_000 };
-
-const syn: Flow = {
-  time: T,
-  verdict: 1,
-  IP: { source: "10.0.0.1", destination: "10.0.1.2", ipVersion: 1 },
-  l4: { TCP: { source_port: 43210, destination_port: 80, flags: { SYN: true } } },
-  source: { ID: 101, identity: 40001, namespace: "default", pod_name: "client", labels: ["k8s:app=client"] },
-  destination: { ID: 202, identity: 40002, namespace: "shop", pod_name: "server", labels: [] },
-  Type: 1,
-  node_name: "node-a",
-  event_type: { type: 4, sub_type: 0 },
-  traffic_direction: 2,
-  trace_observation_point: 101,
-  is_reply: { value: false },
-  Summary: "TCP Flags: SYN",
-};
+const T = SYN_TIME;
+const syn = synFlow;
 
 const synAck: Flow = {
   ...syn,

@@ -4,6 +4,7 @@ import { compileDescriptor, DESCRIPTOR_PATH } from "../../scripts/build-protos.t
 import { enumName, messageType, protobufjsServiceDefinition, serviceType } from "../helpers/protobufjs.ts";
 import { grpcServiceDefinition } from "../../src/hubble/proto/grpc.ts";
 import { toJsonValue } from "../../src/hubble/proto/json.ts";
+import { synFlow } from "../helpers/flows.ts";
 
 describe("Hubble protos", () => {
   test("the committed descriptor matches proto/ (run bun scripts/build-protos.ts)", () => {
@@ -48,23 +49,13 @@ describe("Hubble protos", () => {
 
 describe("the gRPC codec of the agent and the relay (ours, not protobufjs)", () => {
   const flow = {
-    time: { seconds: 1_700_000_001, nanos: 999_999_999 },
+    ...synFlow,
     uuid: "0b6c2a3e-1",
-    verdict: 2,
     drop_reason_desc: 133,
     ethernet: { source: "aa:bb:cc:dd:ee:ff", destination: "11:22:33:44:55:66" },
-    IP: { source: "10.0.0.1", destination: "10.0.1.1", ipVersion: 1 },
-    l4: { TCP: { source_port: 40000, destination_port: 80, flags: { SYN: true, ACK: true } } },
-    source: { ID: 7, identity: 16_777_217, namespace: "shop", labels: ["k8s:a=b", "k8s:c=d"], pod_name: "p", workloads: [{ name: "w", kind: "Deployment" }] },
-    destination: { identity: 2, labels: [] },
-    Type: 1,
-    node_name: "node-a",
-    event_type: { type: 5, sub_type: 0 },
-    traffic_direction: 1,
-    trace_observation_point: 101,
-    is_reply: { value: false },
+    source: { ...synFlow.source, identity: 16_777_217, labels: ["k8s:a=b", "k8s:c=d"], workloads: [{ name: "w", kind: "Deployment" }] },
     interface: { index: 4, name: "lxc1" },
-    Summary: "TCP Flags: SYN, ACK ✓",
+    Summary: "TCP Flags: SYN ✓",
   };
   const response = { flow, node_name: "node-a", time: { seconds: 1_700_000_001, nanos: 999_999_999 } };
   const request = {

@@ -10,33 +10,53 @@ import type { ServiceDefinition } from "@grpc/grpc-js";
 import { serviceSchema } from "./schema.ts";
 import { decodeMessage, encodeMessage } from "./wire.ts";
 
-function codec(typeName: string) {
+/** How one message type goes to and from the wire. */
+export interface MessageCodec {
+  serialize(value: object): Buffer;
+  deserialize(bytes: Buffer): object;
+}
+
+export interface MethodCodecs {
+  name: string;
+  requestStream: boolean;
+  responseStream: boolean;
+  request: MessageCodec;
+  response: MessageCodec;
+}
+
+/** A grpc-js service definition of service `fullName` ("observer.Observer") from its methods' codecs. */
+export function serviceDefinition(fullName: string, methods: readonly MethodCodecs[]): ServiceDefinition {
+  const entries = methods.map((method) => {
+    const definition = {
+      path: `/${fullName}/${method.name}`,
+      requestStream: method.requestStream,
+      responseStream: method.responseStream,
+      requestSerialize: method.request.serialize,
+      requestDeserialize: method.request.deserialize,
+      responseSerialize: method.response.serialize,
+      responseDeserialize: method.response.deserialize,
+      originalName: method.name,
+    };
+    return [method.name, definition] as const;
+  });
+  return Object.fromEntries(entries) as ServiceDefinition;
+}
+
+function codec(typeName: string): MessageCodec {
   return {
-    serialize: (value: object) => {
+    serialize: (value) => {
       const bytes = encodeMessage(typeName, value, { setDefaults: true });
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     },
-    deserialize: (bytes: Buffer) => decodeMessage(typeName, bytes, { arrays: true }),
+    deserialize: (bytes) => decodeMessage(typeName, bytes, { arrays: true }),
   };
 }
 
 /** The definition of service `name` ("observer.Observer") for Server.addService / makeGenericClientConstructor. */
 export function grpcServiceDefinition(name: string): ServiceDefinition {
   const service = serviceSchema(name);
-  const entries = service.methods.map((method) => {
-    const req = codec(method.requestType);
-    const res = codec(method.responseType);
-    const definition = {
-      path: `/${service.fullName}/${method.name}`,
-      requestStream: method.requestStream,
-      responseStream: method.responseStream,
-      requestSerialize: req.serialize,
-      requestDeserialize: req.deserialize,
-      responseSerialize: res.serialize,
-      responseDeserialize: res.deserialize,
-      originalName: method.name,
-    };
-    return [method.name, definition] as const;
-  });
-  return Object.fromEntries(entries) as ServiceDefinition;
+  return serviceDefinition(
+    service.fullName,
+    service.methods.map((m) => ({ name: m.name, requestStream: m.requestStream, responseStream: m.responseStream, request: codec(m.requestType), response: codec(m.responseType) })),
+  );
 }
