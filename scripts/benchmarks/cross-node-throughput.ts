@@ -25,24 +25,13 @@ import { Netns } from "../../src/datapath/netns.ts";
 import type { NodeDatapath } from "../../src/datapath/node.ts";
 import { run, TestNamespaces } from "../../tests/helpers/netns.ts";
 import { type Benchmark, type BenchRow, median } from "./harness.ts";
-import { type Background, benchPrefix, inNetns, listening, startInNetns, TCP_RR } from "./lib/pods.ts";
+import { type Background, benchPrefix } from "./lib/pods.ts";
+import { IPERF_OMIT, IPERF_SECONDS, iperfGbps, PLACEMENT, type PodPair, RR_SECONDS, RR_SIZE, rrRate, startPairServers } from "./lib/tcp-pair.ts";
 
 const RUNS = 5;
-const IPERF_SECONDS = 5;
-const IPERF_OMIT = 1;
-const RR_SECONDS = 3;
-const RR_SIZE = 64;
-const IPERF_PORT = 5201;
-const RR_PORT = 7300;
 const UNDERLAY_MTU = 1500;
 const POD_MTU = UNDERLAY_MTU - 50;
 
-interface PodPair {
-  label: string;
-  client: string;
-  server: string;
-  serverIp: string;
-}
 
 interface Underlay {
   nodes: { netns: string; ip: string; uplink: string }[];
@@ -161,27 +150,6 @@ function plainVxlanNodes(namespaces: TestNamespaces, prefix: string): PodPair {
   return { label: "plain VXLAN", client: pods[0]!.netns, server: pods[1]!.netns, serverIp: pods[1]!.ip };
 }
 
-function iperfGbps(pair: PodPair): number {
-  const argv = inNetns(pair.client, ["iperf3", "-c", pair.serverIp, "-p", String(IPERF_PORT), "-t", String(IPERF_SECONDS), "-O", String(IPERF_OMIT), "-J"]);
-  const result = Bun.spawnSync(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe", timeout: (IPERF_SECONDS + IPERF_OMIT + 20) * 1000 });
-  const out = result.stdout.toString();
-  if (result.exitCode !== 0) throw new Error(`iperf3 (${pair.label}) exited ${result.exitCode}: ${out.slice(0, 500)} ${result.stderr.toString()}`);
-  const report = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
-  return report.end.sum_received.bits_per_second / 1e9;
-}
-
-function rrRate(pair: PodPair): number {
-  const argv = inNetns(pair.client, [process.execPath, TCP_RR, "client", pair.serverIp, String(RR_PORT), String(RR_SIZE), String(RR_SECONDS)]);
-  const result = Bun.spawnSync(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe", timeout: (RR_SECONDS + 20) * 1000 });
-  if (result.exitCode !== 0) throw new Error(`tcp-rr client (${pair.label}) exited ${result.exitCode}: ${result.stderr.toString()}`);
-  return (JSON.parse(result.stdout.toString().trim()) as { rate: number }).rate;
-}
-
-async function startServers(pair: PodPair, servers: Background[]): Promise<void> {
-  servers.push(await startInNetns(pair.server, ["iperf3", "-s", "-p", String(IPERF_PORT)], () => listening(pair.server, IPERF_PORT), "iperf3 -s"));
-  servers.push(await startInNetns(pair.server, [process.execPath, TCP_RR, "server", String(RR_PORT)], () => listening(pair.server, RR_PORT), "tcp-rr server"));
-}
-
 async function measure(): Promise<BenchRow[]> {
   const prefix = benchPrefix();
   const namespaces = new TestNamespaces(prefix);
@@ -193,7 +161,7 @@ async function measure(): Promise<BenchRow[]> {
     const { NodeDatapath: Datapath } = await import("../../src/datapath/node.ts");
     const ours = ourNodes(Datapath, namespaces, prefix, bpfRoots, datapaths);
     const baseline = plainVxlanNodes(namespaces, prefix);
-    for (const pair of [ours, baseline]) await startServers(pair, servers);
+    for (const pair of [ours, baseline]) await startPairServers(pair, servers);
 
     const samples = { ours: { gbps: [] as number[], rr: [] as number[] }, baseline: { gbps: [] as number[], rr: [] as number[] } };
     for (let i = 0; i < RUNS; i++) {
@@ -205,7 +173,7 @@ async function measure(): Promise<BenchRow[]> {
 
     const setups =
       `ours: 2 node netns on a bridged underlay, our datapath in tunnel mode (VXLAN in BPF, identity in the VNI); ` +
-      `baseline: the same nodes with a Linux bridge + plain VXLAN (static FDB), no BPF; pod MTU ${POD_MTU}; alternating, median of ${RUNS}`;
+      `baseline: the same nodes with a Linux bridge + plain VXLAN (static FDB), no BPF; pod MTU ${POD_MTU}; ${PLACEMENT}; alternating, median of ${RUNS}`;
     return [
       {
         metric: "cross-node pod-to-pod TCP throughput (1 stream)",

@@ -10,44 +10,11 @@
 import { TestNode } from "../../tests/helpers/cluster-node.ts";
 import { TestNamespaces } from "../../tests/helpers/netns.ts";
 import { type Benchmark, type BenchRow, median } from "./harness.ts";
-import { type Background, benchPrefix, inNetns, listening, plainBridgeNode, podBenchUnavailable, startInNetns, TCP_RR } from "./lib/pods.ts";
+import { type Background, benchPrefix, plainBridgeNode, podBenchUnavailable } from "./lib/pods.ts";
+import { IPERF_OMIT, IPERF_SECONDS, iperfGbps, PLACEMENT, type PodPair, RR_SECONDS, RR_SIZE, rrRate, startPairServers } from "./lib/tcp-pair.ts";
 
 const RUNS = 3;
-const IPERF_SECONDS = 5;
-/** Seconds of slow start iperf3 leaves out of its figures (-O). */
-const IPERF_OMIT = 1;
-const RR_SECONDS = 3;
-const RR_SIZE = 64;
-const IPERF_PORT = 5201;
-const RR_PORT = 7300;
 
-interface PodPair {
-  label: string;
-  client: string;
-  server: string;
-  serverIp: string;
-}
-
-function iperfGbps(pair: PodPair): number {
-  const argv = inNetns(pair.client, ["iperf3", "-c", pair.serverIp, "-p", String(IPERF_PORT), "-t", String(IPERF_SECONDS), "-O", String(IPERF_OMIT), "-J"]);
-  const result = Bun.spawnSync(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe", timeout: (IPERF_SECONDS + IPERF_OMIT + 20) * 1000 });
-  const out = result.stdout.toString();
-  if (result.exitCode !== 0) throw new Error(`iperf3 (${pair.label}) exited ${result.exitCode}: ${out.slice(0, 500)} ${result.stderr.toString()}`);
-  const report = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
-  return report.end.sum_received.bits_per_second / 1e9;
-}
-
-function rrRate(pair: PodPair): number {
-  const argv = inNetns(pair.client, [process.execPath, TCP_RR, "client", pair.serverIp, String(RR_PORT), String(RR_SIZE), String(RR_SECONDS)]);
-  const result = Bun.spawnSync(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe", timeout: (RR_SECONDS + 20) * 1000 });
-  if (result.exitCode !== 0) throw new Error(`tcp-rr client (${pair.label}) exited ${result.exitCode}: ${result.stderr.toString()}`);
-  return (JSON.parse(result.stdout.toString().trim()) as { rate: number }).rate;
-}
-
-async function startServers(pair: PodPair, servers: Background[]): Promise<void> {
-  servers.push(await startInNetns(pair.server, ["iperf3", "-s", "-p", String(IPERF_PORT)], () => listening(pair.server, IPERF_PORT), "iperf3 -s"));
-  servers.push(await startInNetns(pair.server, [process.execPath, TCP_RR, "server", String(RR_PORT)], () => listening(pair.server, RR_PORT), "tcp-rr server"));
-}
 
 async function measure(): Promise<BenchRow[]> {
   const prefix = benchPrefix();
@@ -63,7 +30,7 @@ async function measure(): Promise<BenchRow[]> {
     const plain = plainBridgeNode(namespaces, prefix, "10.241.0", ["client", "server"]);
     const baseline: PodPair = { label: "plain bridge", client: plain.pods[0]!.netns, server: plain.pods[1]!.netns, serverIp: plain.pods[1]!.ip };
 
-    for (const pair of [ours, baseline]) await startServers(pair, servers);
+    for (const pair of [ours, baseline]) await startPairServers(pair, servers);
 
     const samples = { ours: { gbps: [] as number[], rr: [] as number[] }, baseline: { gbps: [] as number[], rr: [] as number[] } };
     for (let i = 0; i < RUNS; i++) {
@@ -73,7 +40,7 @@ async function measure(): Promise<BenchRow[]> {
       }
     }
 
-    const setups = `ours: 2 pods via cilium-cni + agent (BPF); baseline: 2 netns on veths into a plain Linux bridge, no BPF; alternating, median of ${RUNS}`;
+    const setups = `ours: 2 pods via cilium-cni + agent (BPF); baseline: 2 netns on veths into a plain Linux bridge, no BPF; ${PLACEMENT}; alternating, median of ${RUNS}`;
     return [
       {
         metric: "pod-to-pod TCP throughput (1 stream)",
