@@ -1,7 +1,7 @@
 /**
  * The Flow as this project holds it in memory: a plain object shaped like the protobuf message
- * (proto field names, enums as numbers, is_reply as its BoolValue wrapper), so protobufjs can
- * encode it as is and the printers can walk it with the descriptor. Only the fields we fill are
+ * (proto field names, enums as numbers, is_reply as its BoolValue wrapper), so our codec
+ * (proto/wire.ts) encodes it as is and the printers can walk it with the descriptor. Only the fields we fill are
  * typed; the wire schema is proto/flow/flow.proto.
  */
 

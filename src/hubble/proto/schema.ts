@@ -1,8 +1,8 @@
 /**
- * A small reader of the embedded descriptor (protobufjs JSON form) for the hubble CLI: message
- * fields in declaration order with their resolved types, and enums. protobufjs takes ~50 ms to
- * build its Root from this descriptor in a compiled binary, more than the CLI's whole start-up
- * budget; this builds only the types a command touches, on first use.
+ * A small reader of the embedded descriptor (protobufjs JSON form): message fields with their
+ * resolved types, enums and services. protobufjs takes ~50 ms to build its Root from this
+ * descriptor in a compiled binary, more than the hubble CLI's whole start-up budget, and ~15 MB
+ * in the agent; this builds only the types a command or a call touches, on first use.
  */
 import descriptor from "./descriptor.json" with { type: "json" };
 

@@ -1,8 +1,9 @@
 /**
  * Protobuf binary encoding of plain message objects (proto field names, enums as numbers,
- * wrappers as { value }), driven by schema.ts: the hubble CLI's codec. Decoding gives what the
- * server side's protobufjs gives: 64-bit integers as numbers, bytes as Uint8Array, only the
- * fields present on the wire.
+ * wrappers as { value }), driven by schema.ts: the codec of the hubble CLI and, through
+ * grpc.ts, of the agent's Hubble server and the relay. Fields are written in field-number
+ * order, as protobufjs writes them. Decoding gives what protobufjs's toObject gives: 64-bit
+ * integers as numbers, bytes as Uint8Array, only the fields present on the wire.
  */
 import { messageSchema, type FieldSchema, type MessageSchema } from "./schema.ts";
 
