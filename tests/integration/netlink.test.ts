@@ -302,11 +302,54 @@ describePrivileged("netlink: rtnetlink over FFI inside throwaway namespaces", ()
     expect(() => nlA.addAddress(A0, "10.0.0.300/24")).toThrow(/invalid IP address/);
   });
 
+  test("a batch runs every step in one datagram; the first failure is thrown, later steps still ran", async () => {
+    const nlC = Netlink.open({ netns: netnsC });
+    const [C0, C1] = [`${P}-c0`, `${P}-c1`];
+    try {
+      nlC.createVeth({ name: C0, peerName: C1 });
+      const c0 = nlC.link(C0)!.index;
+      const c1 = nlC.link(C1)!.index;
+      nlC.batch((batch) =>
+        batch
+          .setAddrGenMode(c0, "none")
+          .addAddress(c0, "10.232.0.1/32")
+          .setLinkUp(c0)
+          .setLinkUp(C1)
+          .addRoute({ dst: "10.232.1.0/24", dev: c0, scope: "link" }),
+      );
+      const [link] = ipJson<(IpLink & { inet6_addr_gen_mode?: string })[]>(["-d", "link", "show", C0], nsC);
+      expect(link!.flags).toContain("UP");
+      expect(link!.inet6_addr_gen_mode).toBe("none");
+      const [addresses] = ipJson<IpAddr[]>(["addr", "show", C0], nsC);
+      expect(addresses!.addr_info.map((a) => `${a.family} ${a.local}`)).toEqual(["inet 10.232.0.1"]);
+      // The control: the peer, left to the default mode, gets its link-local address once it has carrier.
+      await waitFor(`an IPv6 link-local address on ${C1}`, () => ipJson<IpAddr[]>(["-6", "addr", "show", C1], nsC)[0]?.addr_info.length === 1);
+      expect(ipJson<IpAddr[]>(["-6", "addr", "show", C0], nsC)).toEqual([]);
+      expect(ipJson<IpRoute[]>(["route", "show", "10.232.1.0/24"], nsC)).toEqual([expect.objectContaining({ dev: C0, scope: "link" })]);
+
+      const failure = catchError(() =>
+        nlC.batch((batch) =>
+          batch
+            .addAddress(c0, "10.232.0.1/32")
+            .addRoute({ dst: "10.232.2.0/24", dev: c0, scope: "link" })
+            .addRoute({ dst: "10.232.1.0/24", dev: c1, scope: "link" }),
+        ),
+      );
+      expect(failure).toBeInstanceOf(SyscallError);
+      expect(failure.message).toStartWith(`add address 10.232.0.1/32 to ifindex ${c0}: EEXIST`);
+      expect(ipJson<IpRoute[]>(["route", "show", "10.232.2.0/24"], nsC)).toEqual([expect.objectContaining({ dev: C0 })]);
+      expect(ipJson<IpRoute[]>(["route", "show", "10.232.1.0/24"], nsC)).toEqual([expect.objectContaining({ dev: C0 })]);
+    } finally {
+      nlC.close();
+      execInNetns(nsC, ["ip", "link", "del", C0]);
+    }
+  });
+
   test("a receive that gets no reply times out instead of hanging", () => {
     const socket = NetlinkSocket.open({ timeoutMs: 100 });
     try {
       const started = performance.now();
-      expect(() => socket["receive"]("wait for nothing", 1)).toThrow(
+      expect(() => socket["receive"]("wait for nothing", (seq: number) => seq === 1)).toThrow(
         "wait for nothing: ETIMEDOUT (connection timed out): no reply from the kernel within 100 ms",
       );
       expect(performance.now() - started).toBeLessThan(2000);

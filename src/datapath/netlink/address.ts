@@ -19,7 +19,7 @@ import { addressFamily, formatIp, type IpFamily, type IpPrefix, ipFamily, parseI
 import { describeLink, type LinkRef, resolveLinkIndex } from "./link.ts";
 import { decodeBody, MessageBuilder, type NetlinkMessage, Struct } from "./message.ts";
 import { type Scope, scopeName, scopeValue } from "./scope.ts";
-import type { NetlinkSocket } from "./socket.ts";
+import type { NetlinkSocket, NetlinkStep } from "./socket.ts";
 
 export interface Address {
   family: IpFamily;
@@ -93,6 +93,12 @@ function addressRequest(type: number, flags: number, prefix: IpPrefix, index: nu
 }
 
 export function addAddress(socket: NetlinkSocket, link: LinkRef, cidr: string, options: AddressOptions = {}): void {
+  const { operation, request } = addAddressStep(socket, link, cidr, options);
+  socket.execute(operation, request);
+}
+
+/** Adding an address; a link given by name is looked up here, one given by index is not. */
+export function addAddressStep(socket: NetlinkSocket, link: LinkRef, cidr: string, options: AddressOptions = {}): NetlinkStep {
   const operation = `add address ${cidr}${options.peer ? ` peer ${options.peer}` : ""} to ${describeLink(link)}`;
   const prefix = parsePrefix(cidr);
   const peer = options.peer === undefined ? undefined : parseIp(options.peer);
@@ -104,7 +110,7 @@ export function addAddress(socket: NetlinkSocket, link: LinkRef, cidr: string, o
   request.attr(IFA_LOCAL, prefix.address.bytes).attr(IFA_ADDRESS, (peer ?? prefix.address).bytes);
   const flags = (options.noPrefixRoute ? IFA_F_NOPREFIXROUTE : 0) | (options.noDad ? IFA_F_NODAD : 0);
   if (flags) request.u32(IFA_FLAGS, flags);
-  socket.execute(operation, request);
+  return { operation, request };
 }
 
 export function deleteAddress(socket: NetlinkSocket, link: LinkRef, cidr: string): void {

@@ -65,6 +65,10 @@ export const IFLA_LINKINFO = 18;
 export const IFLA_NET_NS_FD = 28;
 export const IFLA_EXT_MASK = 29;
 export const IFLA_LINK_NETNSID = 37;
+export const IFLA_AF_SPEC = 26;
+/** Inside IFLA_AF_SPEC's AF_INET6 nest: how the interface makes its IPv6 link-local address. */
+export const IFLA_INET6_ADDR_GEN_MODE = 8;
+export const IN6_ADDR_GEN_MODES = { eui64: 0, none: 1, "stable-privacy": 2, random: 3 } as const;
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
 export const RTEXT_FILTER_SKIP_STATS = 1 << 3;

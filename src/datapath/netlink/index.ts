@@ -31,11 +31,13 @@ import {
   replaceNeighbour,
 } from "./neighbour.ts";
 import { addRoute, deleteRoute, listRoutes, replaceRoute, type Route, type RouteFilter, type RouteSpec } from "./route.ts";
+import { NetlinkBatch } from "./batch.ts";
 import { NetlinkSocket, type SocketOptions } from "./socket.ts";
 
 export type { Address, AddressOptions } from "./address.ts";
 export type { IpFamily } from "./inet.ts";
-export type { Link, LinkRef, OperState, VethOptions, VxlanInfo, VxlanOptions } from "./link.ts";
+export type { NetlinkBatch } from "./batch.ts";
+export type { AddrGenMode, Link, LinkRef, OperState, VethOptions, VxlanInfo, VxlanOptions } from "./link.ts";
 export type { Neighbour, NeighbourSpec, NeighbourState } from "./neighbour.ts";
 export type { Route, RouteFilter, RouteSpec } from "./route.ts";
 export type { Scope } from "./scope.ts";
@@ -61,6 +63,13 @@ export class Netlink {
 
   close(): void {
     this.socket.close();
+  }
+
+  /** Runs the changes `build` collects as one batch (see NetlinkBatch). */
+  batch(build: (batch: NetlinkBatch) => void): void {
+    const batch = new NetlinkBatch(this.socket);
+    build(batch);
+    batch.commit();
   }
 
   links(): Link[] {

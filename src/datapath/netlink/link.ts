@@ -3,13 +3,16 @@ import { SyscallError } from "../errors.ts";
 import { ENODEV } from "../libc.ts";
 import type { Netns } from "../netns.ts";
 import {
+  AF_INET6,
   AF_UNSPEC,
   IFF_NOARP,
   IFF_UP,
   IFINFOMSG_LEN,
   IFLA_ADDRESS,
+  IFLA_AF_SPEC,
   IFLA_EXT_MASK,
   IFLA_IFNAME,
+  IFLA_INET6_ADDR_GEN_MODE,
   IFLA_INFO_DATA,
   IFLA_INFO_KIND,
   IFLA_LINK,
@@ -26,6 +29,7 @@ import {
   IFLA_VXLAN_LOCAL,
   IFLA_VXLAN_LOCAL6,
   IFLA_VXLAN_PORT,
+  IN6_ADDR_GEN_MODES,
   NLM_F_CREATE,
   NLM_F_EXCL,
   OPER_STATES,
@@ -37,9 +41,10 @@ import {
 } from "./constants.ts";
 import { formatIp, formatMac, parseIp, parseMac } from "./inet.ts";
 import { type Attributes, decodeBody, MessageBuilder, type NetlinkMessage, Struct } from "./message.ts";
-import type { NetlinkSocket } from "./socket.ts";
+import type { NetlinkSocket, NetlinkStep } from "./socket.ts";
 
 export type OperState = (typeof OPER_STATES)[number];
+export type AddrGenMode = keyof typeof IN6_ADDR_GEN_MODES;
 
 export interface VxlanInfo {
   /** Collect-metadata mode: the tunnel key (VNI, remote) comes from BPF per packet. */
@@ -257,8 +262,24 @@ export function deleteLink(socket: NetlinkSocket, ref: LinkRef): void {
 }
 
 export function setLinkUp(socket: NetlinkSocket, ref: LinkRef, up: boolean): void {
-  const request = linkRequest(RTM_NEWLINK, ref, 0, up ? IFF_UP : 0, IFF_UP);
-  socket.execute(`set link ${describeLink(ref)} ${up ? "up" : "down"}`, request);
+  const { operation, request } = setLinkUpStep(ref, up);
+  socket.execute(operation, request);
+}
+
+export function setLinkUpStep(ref: LinkRef, up: boolean): NetlinkStep {
+  return { operation: `set link ${describeLink(ref)} ${up ? "up" : "down"}`, request: linkRequest(RTM_NEWLINK, ref, 0, up ? IFF_UP : 0, IFF_UP) };
+}
+
+/**
+ * How the link makes its IPv6 link-local address, as `ip link set DEV addrgenmode MODE`. Set
+ * before the link comes up: "none" then keeps it without any IPv6 address, so it sends no router
+ * solicitations or neighbour discovery of its own. (The kernel refuses this at creation.)
+ */
+export function setAddrGenModeStep(ref: LinkRef, mode: AddrGenMode): NetlinkStep {
+  const request = linkRequest(RTM_NEWLINK, ref).nest(IFLA_AF_SPEC, (spec) =>
+    spec.nest(AF_INET6, (inet6) => inet6.u8(IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODES[mode])),
+  );
+  return { operation: `set link ${describeLink(ref)} addrgenmode ${mode}`, request };
 }
 
 /** ARP on or off (IFF_NOARP), as `ip link set DEV arp on|off`. */

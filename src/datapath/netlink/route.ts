@@ -29,7 +29,7 @@ import { addressFamily, formatIp, type IpAddress, type IpFamily, ipFamily, parse
 import { describeLink, type LinkRef, resolveLinkIndex } from "./link.ts";
 import { decodeBody, MessageBuilder, type NetlinkMessage, Struct } from "./message.ts";
 import { type Scope, scopeName, scopeValue } from "./scope.ts";
-import type { NetlinkSocket } from "./socket.ts";
+import type { NetlinkSocket, NetlinkStep } from "./socket.ts";
 
 export interface Route {
   family: IpFamily;
@@ -196,8 +196,14 @@ function routeRequest(socket: NetlinkSocket, type: number, flags: number, spec: 
 }
 
 export function addRoute(socket: NetlinkSocket, spec: RouteSpec): void {
+  const { operation, request } = addRouteStep(socket, spec);
+  socket.execute(operation, request);
+}
+
+/** Adding a route; a `dev` given by name is looked up here, one given by index is not. */
+export function addRouteStep(socket: NetlinkSocket, spec: RouteSpec): NetlinkStep {
   const operation = `add route ${describeRoute(spec)}`;
-  socket.execute(operation, routeRequest(socket, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, spec, operation));
+  return { operation, request: routeRequest(socket, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, spec, operation) };
 }
 
 export function replaceRoute(socket: NetlinkSocket, spec: RouteSpec): void {

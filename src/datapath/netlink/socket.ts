@@ -26,6 +26,7 @@ import {
   SOL_NETLINK,
   SOL_SOCKET,
 } from "../libc.ts";
+import { timeval } from "../libc-io.ts";
 import {
   NLM_F_ACK,
   NLM_F_DUMP,
@@ -39,6 +40,12 @@ import {
 import { type MessageBuilder, type NetlinkMessage, parseErrorReply, parseMessages, Struct } from "./message.ts";
 
 export const DEFAULT_TIMEOUT_MS = 5000;
+
+/** One change request and what it does, for error messages ("add route default via ..."). */
+export interface NetlinkStep {
+  operation: string;
+  request: MessageBuilder;
+}
 /** A dump the kernel flags inconsistent (NLM_F_DUMP_INTR: the table changed meanwhile) is retried. */
 const DUMP_ATTEMPTS = 5;
 const SOCKADDR_NL_LEN = 12;
@@ -75,8 +82,7 @@ export class NetlinkSocket {
       setIntOption(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1, "NETLINK_EXT_ACK");
       setIntOption(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1, "NETLINK_CAP_ACK");
       setIntOption(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1, "NETLINK_GET_STRICT_CHK");
-      const timeval = BigInt64Array.of(BigInt(Math.floor(timeoutMs / 1000)), BigInt((timeoutMs % 1000) * 1000));
-      check("set SO_RCVTIMEO on rtnetlink socket", libc.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeval, 16));
+      check("set SO_RCVTIMEO on rtnetlink socket", libc.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeval(timeoutMs), 16));
       check("bind rtnetlink socket", libc.bind(fd, sockaddrNl(0), SOCKADDR_NL_LEN));
       const address = new Uint8Array(SOCKADDR_NL_LEN);
       const addressLength = Uint32Array.of(SOCKADDR_NL_LEN);
@@ -96,22 +102,50 @@ export class NetlinkSocket {
 
   /** Sends a change request and waits for its ACK; a kernel error becomes a SyscallError. */
   execute(operation: string, request: MessageBuilder): void {
-    const seq = this.send(operation, request, NLM_F_REQUEST | NLM_F_ACK);
-    for (;;) {
-      for (const message of this.receive(operation, seq)) {
+    this.executeAll([{ operation, request }]);
+  }
+
+  /**
+   * Sends several change requests in one datagram and waits for every ACK: one system call and
+   * one wake-up instead of one per request. The kernel carries them out in order and goes on
+   * after one fails, so a batch suits steps whose failure the caller undoes as a whole; the
+   * first failure, in request order, is thrown.
+   */
+  executeAll(steps: readonly NetlinkStep[]): void {
+    if (steps.length === 0) return;
+    const operation = steps.map((step) => step.operation).join(", ");
+    const stepOf = new Map<number, number>();
+    const messages = steps.map((step, index) => {
+      const seq = this.nextSeq();
+      stepOf.set(seq, index);
+      return step.request.finish(seq, this.portId, NLM_F_REQUEST | NLM_F_ACK);
+    });
+    const bytes = new Uint8Array(messages.reduce((total, message) => total + message.byteLength, 0));
+    let offset = 0;
+    for (const message of messages) {
+      bytes.set(message, offset);
+      offset += message.byteLength;
+    }
+    this.sendBytes(operation, bytes);
+    const failures = new Map<number, SyscallError>();
+    let pending = steps.length;
+    while (pending > 0) {
+      for (const message of this.receive(operation, (seq) => stepOf.has(seq))) {
         if (message.type !== NLMSG_ERROR) continue;
+        const index = stepOf.get(message.seq)!;
         const reply = parseErrorReply(message);
-        if (reply.errno !== 0) throw new SyscallError(operation, reply.errno, reply.message);
-        return;
+        if (reply.errno !== 0) failures.set(index, new SyscallError(steps[index]!.operation, reply.errno, reply.message));
+        pending--;
       }
     }
+    if (failures.size > 0) throw failures.get(Math.min(...failures.keys()))!;
   }
 
   /** Sends a get for one object and returns the reply (its payload stays valid). */
   query(operation: string, request: MessageBuilder): NetlinkMessage {
     const seq = this.send(operation, request, NLM_F_REQUEST);
     for (;;) {
-      for (const message of this.receive(operation, seq)) {
+      for (const message of this.receive(operation, (replySeq) => replySeq === seq)) {
         if (message.type === NLMSG_ERROR) {
           const reply = parseErrorReply(message);
           if (reply.errno === 0) throw new Error(`${operation}: the kernel acknowledged without a reply`);
@@ -130,7 +164,7 @@ export class NetlinkSocket {
       let interrupted = false;
       let done = false;
       while (!done) {
-        for (const message of this.receive(operation, seq)) {
+        for (const message of this.receive(operation, (replySeq) => replySeq === seq)) {
           if (message.flags & NLM_F_DUMP_INTR) interrupted = true;
           if (message.type === NLMSG_DONE || message.type === NLMSG_ERROR) {
             const reply = parseErrorReply(message);
@@ -149,20 +183,29 @@ export class NetlinkSocket {
   }
 
   private send(operation: string, request: MessageBuilder, flags: number): number {
-    if (this.closed) throw new Error(`${operation}: the netlink handle is closed`);
+    const seq = this.nextSeq();
+    this.sendBytes(operation, request.finish(seq, this.portId, flags));
+    return seq;
+  }
+
+  private nextSeq(): number {
     this.seq = (this.seq + 1) >>> 0 || 1;
-    const bytes = request.finish(this.seq, this.portId, flags);
-    const sent = check(`${operation}: send`, libc.sendto(this.fd, bytes, bytes.byteLength, 0, KERNEL, SOCKADDR_NL_LEN));
-    if (sent !== bytes.byteLength) throw new Error(`${operation}: sent ${sent} of ${bytes.byteLength} bytes`);
     return this.seq;
   }
 
+  private sendBytes(operation: string, bytes: Uint8Array): void {
+    if (this.closed) throw new Error(`${operation}: the netlink handle is closed`);
+    const sent = check(`${operation}: send`, libc.sendto(this.fd, bytes, bytes.byteLength, 0, KERNEL, SOCKADDR_NL_LEN));
+    if (sent !== bytes.byteLength) throw new Error(`${operation}: sent ${sent} of ${bytes.byteLength} bytes`);
+  }
+
   /**
-   * The messages of the next datagram that answer `seq`. Others are replies to an earlier request
-   * abandoned after a timeout, and are dropped so they cannot be mistaken for this one's.
+   * The messages of the next datagram that answer this request (`ours` accepts their sequence
+   * numbers). Others are replies to an earlier request abandoned after a timeout, and are dropped
+   * so they cannot be mistaken for this one's.
    */
-  private receive(operation: string, seq: number): NetlinkMessage[] {
-    const messages = parseMessages(this.receiveDatagram(operation)).filter((message) => message.seq === seq);
+  private receive(operation: string, ours: (seq: number) => boolean): NetlinkMessage[] {
+    const messages = parseMessages(this.receiveDatagram(operation)).filter((message) => ours(message.seq));
     for (const message of messages) {
       if (message.type === NLMSG_OVERRUN) throw new Error(`${operation}: netlink reported data lost (overrun)`);
     }
