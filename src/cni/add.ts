@@ -5,7 +5,8 @@
  * which CNI code to answer. If the agent cannot be reached or dies mid-request, the host veth it
  * may have made is deleted here; the runtime's DEL frees the rest once the agent is back.
  */
-import { AgentClient, AgentUnreachableError } from "../agent/api/client.ts";
+import { AgentUnreachableError } from "../agent/api/client.ts";
+import { agentClient } from "./agent.ts";
 import type { CniAttachRequest } from "../agent/api/types.ts";
 import { attachmentKey, hostInterfaceName, type Attachment } from "./attachment.ts";
 import type { NetworkConfig } from "./config.ts";
@@ -13,7 +14,7 @@ import { endpointLabels } from "./endpoint-request.ts";
 import type { CniEnvironment } from "./env.ts";
 import { agentError } from "./errors.ts";
 import { attachmentResult } from "./result.ts";
-import { sandboxPathChecked } from "./sandbox-path.ts";
+import { checkSandboxPath } from "./sandbox-path.ts";
 import { CniError } from "./spec.ts";
 import { mark } from "./timing.ts";
 
@@ -21,14 +22,14 @@ export async function add(env: CniEnvironment, config: NetworkConfig): Promise<R
   const attachment: Attachment = { containerId: env.containerId, ifname: env.ifname };
   const key = attachmentKey(attachment);
   const operation = `ADD ${key}`;
-  await sandboxPathChecked(env.netns);
+  checkSandboxPath(env.netns);
   const request: CniAttachRequest = { "netns-path": env.netns, ...endpointLabels(env.args, config.labels) };
   if (config.mtu !== undefined) request.mtu = config.mtu;
   mark("add: request ready");
 
   let attached;
   try {
-    attached = await new AgentClient(config.socketPath).cniAttach(key, request);
+    attached = await agentClient(config.socketPath).cniAttach(key, request);
   } catch (error) {
     throw await failed(error, operation, attachment);
   } finally {

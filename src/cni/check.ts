@@ -5,7 +5,8 @@
  * endpoint is attached to; and, with prevResult, the MACs and addresses it recorded still hold.
  * Routes are checked for presence only: a later chained plugin may add its own.
  */
-import { AgentClient } from "../agent/api/client.ts";
+import type { AgentClient } from "../agent/api/client.ts";
+import { agentClient } from "./agent.ts";
 import type { Endpoint } from "../agent/api/types.ts";
 import type { Link, Netlink } from "../datapath/netlink/index.ts";
 import { attachmentKey, endpointId, hostInterfaceName, type Attachment } from "./attachment.ts";
@@ -23,8 +24,8 @@ const READY_POLL_MS = 100;
 export async function check(env: CniEnvironment, config: NetworkConfig): Promise<undefined> {
   const attachment: Attachment = { containerId: env.containerId, ifname: env.ifname };
   const operation = `CHECK ${attachmentKey(attachment)}`;
-  const endpoint = await readyEndpoint(new AgentClient(config.socketPath), attachment, operation);
-  const sandbox = await openSandbox(env.netns);
+  const endpoint = await readyEndpoint(agentClient(config.socketPath), attachment, operation);
+  const sandbox = openSandbox(env.netns);
   try {
     const host = openHostNetlink(operation);
     try {

@@ -2,9 +2,7 @@
  * The plugin's command handlers, each imported only when its command runs: VERSION (and a
  * malformed invocation) must not pay for the agent client, netlink or FFI.
  */
-import type { CniEnvironment } from "./env.ts";
 import type { CniHandlers } from "./plugin.ts";
-import { startSandboxCheck } from "./sandbox-path.ts";
 
 export const commandHandlers: CniHandlers = {
   ADD: async (env, config) => (await import("./add.ts")).add(env, config),
@@ -14,9 +12,3 @@ export const commandHandlers: CniHandlers = {
   GC: async (env, config) => (await import("./gc.ts")).gc(env, config),
 };
 
-/** What ADD can start before its config is read: its module, and the CNI_NETNS check. */
-export function prepareCommand(env: CniEnvironment): void {
-  if (env.command !== "ADD") return;
-  void import("./add.ts");
-  startSandboxCheck(env.netns);
-}

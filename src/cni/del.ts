@@ -8,7 +8,8 @@
  * the runtime retries and the agent frees the IP and endpoint once it is back. An interface named
  * CNI_IFNAME that is not our veth's peer (one a failed ADD refused to overwrite) is never touched.
  */
-import { AgentClient, AgentUnreachableError } from "../agent/api/client.ts";
+import { AgentUnreachableError } from "../agent/api/client.ts";
+import { agentClient } from "./agent.ts";
 import { attachmentKey, hostInterfaceName, type Attachment } from "./attachment.ts";
 import type { NetworkConfig } from "./config.ts";
 import type { CniEnvironment } from "./env.ts";
@@ -20,7 +21,7 @@ export async function del(env: CniEnvironment, config: NetworkConfig): Promise<u
   const key = attachmentKey(attachment);
   const operation = `DEL ${key}`;
   try {
-    await new AgentClient(config.socketPath).cniDetach(key);
+    await agentClient(config.socketPath).cniDetach(key);
   } catch (error) {
     const mapped = agentError(error, operation);
     if (!(error instanceof AgentUnreachableError)) throw mapped;

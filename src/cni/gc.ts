@@ -6,7 +6,7 @@
  * Every endpoint of this agent is taken to belong to this network: the endpoint does not record
  * the network name, so one agent must not serve two CNI networks that are GC'd separately.
  */
-import { AgentClient } from "../agent/api/client.ts";
+import { agentClient } from "./agent.ts";
 import type { Endpoint } from "../agent/api/types.ts";
 import { attachmentKey, type Attachment } from "./attachment.ts";
 import type { NetworkConfig } from "./config.ts";
@@ -19,7 +19,7 @@ export async function gc(_env: CniEnvironment, config: NetworkConfig): Promise<u
     throw new CniError(CniErrorCode.InvalidNetworkConfig, 'invalid network config: GC needs "cni.dev/valid-attachments"');
   }
   const valid = new Set(config.validAttachments.map((a) => attachmentKey({ containerId: a.containerID, ifname: a.ifname })));
-  const agent = new AgentClient(config.socketPath);
+  const agent = agentClient(config.socketPath);
   let endpoints: Endpoint[];
   try {
     endpoints = await agent.endpoints();

@@ -16,8 +16,8 @@ export interface Sandbox {
   close(): void;
 }
 
-export async function openSandbox(path: string): Promise<Sandbox> {
-  await checkSandboxPath(path);
+export function openSandbox(path: string): Sandbox {
+  checkSandboxPath(path);
   let netns: Netns;
   try {
     netns = Netns.open(path);
@@ -52,3 +52,4 @@ export function openHostNetlink(what: string): Netlink {
     throw interfaceError(error, `${what}: open netlink in the host namespace`);
   }
 }
+

@@ -2,7 +2,8 @@
  * STATUS: whether ADD can work now, i.e. whether the agent answers its health check. Success is
  * exit 0 with no output; otherwise "plugin not available" (50), naming the socket.
  */
-import { AgentApiError, AgentClient } from "../agent/api/client.ts";
+import { AgentApiError } from "../agent/api/client.ts";
+import { agentClient } from "./agent.ts";
 import type { NetworkConfig } from "./config.ts";
 import type { CniEnvironment } from "./env.ts";
 import { CniError, CniErrorCode } from "./spec.ts";
@@ -12,7 +13,7 @@ const STATUS_TIMEOUT_MS = 5000;
 
 export async function status(_env: CniEnvironment, config: NetworkConfig): Promise<undefined> {
   try {
-    await new AgentClient(config.socketPath, { timeoutMs: STATUS_TIMEOUT_MS }).healthz();
+    await agentClient(config.socketPath, { timeoutMs: STATUS_TIMEOUT_MS }).healthz();
   } catch (error) {
     const reason =
       error instanceof AgentApiError

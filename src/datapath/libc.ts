@@ -1,21 +1,19 @@
 /**
  * The few libc entry points the datapath needs (netlink sockets, namespaces, mounts), through
- * bun:ffi. Only src/datapath imports this module.
+ * bun:ffi: those of libc-io.ts plus the rest. Only src/datapath imports this module.
  */
-import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
-import { SyscallError } from "./errors.ts";
+import { dlopen, FFIType, type Pointer } from "bun:ffi";
+import { io } from "./libc-io.ts";
+
+export { check, cString, EAGAIN, EINTR, errno, ETIMEDOUT, SO_RCVTIMEO, SOCK_CLOEXEC, SOL_SOCKET } from "./libc-io.ts";
 
 const { i32, u32, i64, u64, ptr } = FFIType;
 
 const lib = dlopen("libc.so.6", {
-  __errno_location: { args: [], returns: ptr },
-  socket: { args: [i32, i32, i32], returns: i32 },
   bind: { args: [i32, ptr, u32], returns: i32 },
-  setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   getsockname: { args: [i32, ptr, ptr], returns: i32 },
   sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i64 },
   recvfrom: { args: [i32, ptr, u64, i32, ptr, ptr], returns: i64 },
-  close: { args: [i32], returns: i32 },
   setns: { args: [i32, i32], returns: i32 },
   unshare: { args: [i32], returns: i32 },
   mount: { args: [ptr, ptr, ptr, u64, ptr], returns: i32 },
@@ -28,8 +26,6 @@ const lib = dlopen("libc.so.6", {
   // SysV x86-64 and AAPCS64 ABIs, so a fixed three-argument signature is sound there.
   open: { args: [ptr, i32, u32], returns: i32 },
   unlink: { args: [ptr], returns: i32 },
-  read: { args: [i32, ptr, u64], returns: i64 },
-  write: { args: [i32, ptr, u64], returns: i64 },
   // BPF ring buffers are read through their mmap'ed pages (bpf/ringbuf.ts). mmap's result is
   // taken as an integer so MAP_FAILED ((void *)-1) reads as -1.
   mmap: { args: [ptr, u64, i32, i32, i32, i64], returns: i64 },
@@ -38,33 +34,12 @@ const lib = dlopen("libc.so.6", {
   clock_gettime: { args: [i32, ptr], returns: i32 },
 });
 
-export const libc = lib.symbols;
-
-/** errno of the last failed libc call on this thread; read it right after the call. */
-export function errno(): number {
-  const location = libc.__errno_location();
-  return location === null ? 0 : read.i32(location, 0);
-}
-
-/** Throws a SyscallError when a libc call returned a negative value. */
-export function check(operation: string, result: number | bigint, detail?: string): number {
-  const value = Number(result);
-  if (value < 0) throw new SyscallError(operation, errno(), detail);
-  return value;
-}
-
-/** A NUL-terminated copy of a string, to pass as `const char *`. */
-export function cString(value: string): Buffer {
-  return Buffer.from(`${value}\0`, "utf8");
-}
+export const libc = { ...io, ...lib.symbols };
 
 export const CLOCK_MONOTONIC = 1;
 export const AF_NETLINK = 16;
 export const SOCK_RAW = 3;
 export const SOCK_DGRAM = 2;
-export const SOCK_CLOEXEC = 0o2000000;
-export const SOL_SOCKET = 1;
-export const SO_RCVTIMEO = 20;
 export const SO_SNDBUF = 7;
 export const SO_RCVBUF = 8;
 export const SOL_NETLINK = 270;
@@ -87,11 +62,8 @@ export const O_CREAT = 0o100;
 export const O_EXCL = 0o200;
 export const ENOENT = 2;
 export const EEXIST = 17;
-export const EINTR = 4;
-export const EAGAIN = 11;
 export const EINVAL = 22;
 export const ENODEV = 19;
-export const ETIMEDOUT = 110;
 
 export type { Pointer };
 

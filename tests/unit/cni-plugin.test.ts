@@ -167,33 +167,3 @@ describe("start-up", () => {
     expect(loaded.filter((path) => /src\/(datapath|agent)\/|src\/cni\/(add|del|check|status|gc)\.ts/.test(path))).toEqual([]);
   });
 });
-
-describe("work started before stdin is read", () => {
-  test("prepare gets the validated environment before stdin is read, and not for an invalid one", async () => {
-    const order: string[] = [];
-    const run = (env: Record<string, string>) =>
-      runCni(
-        { env, readStdin: async () => (order.push("stdin"), config()), writeStdout() {}, writeStderr() {} },
-        { ADD: async () => (order.push("ADD"), {}) },
-        (prepared) => void order.push(`prepare ${prepared.command} ${prepared.netns}`),
-      );
-    expect(await run(baseEnv)).toBe(0);
-    expect(order).toEqual(["prepare ADD /var/run/netns/x", "stdin", "ADD"]);
-    order.length = 0;
-    expect(await run({ ...baseEnv, CNI_NETNS: "" })).toBe(1);
-    expect(order).toEqual([]);
-  });
-
-  test("ADD's early CNI_NETNS check is reported by ADD, after a malformed config", async () => {
-    const { prepareCommand } = await import("../../src/cni/commands.ts");
-    const { readEnvironment } = await import("../../src/cni/env.ts");
-    const env = { ...baseEnv, CNI_NETNS: "/var/run/netns/does-not-exist-for-this-test" };
-    // Started early, it rejects before anyone awaits it: that must not surface on its own.
-    prepareCommand(readEnvironment("ADD", env));
-    await Bun.sleep(20);
-    const { sandboxPathChecked } = await import("../../src/cni/sandbox-path.ts");
-    await expect(sandboxPathChecked(env.CNI_NETNS)).rejects.toThrow("does not exist");
-    const malformed = await invoke(env, "{not json");
-    expect(malformed.json.code).toBe(6);
-  });
-});

@@ -56,38 +56,77 @@ export function socketPathFromHost(host: string | undefined): string {
   throw new Error(`unsupported agent address ${JSON.stringify(host)}: use unix:///path/to/cilium.sock`);
 }
 
+/** One request to the agent, as a transport carries it. */
+export interface AgentHttpRequest {
+  socketPath: string;
+  method: string;
+  /** From the root: "/v1/healthz". */
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+  timeoutMs: number;
+}
+
+export interface AgentHttpResponse {
+  status: number;
+  text: string;
+}
+
+/** Carries a request; a failure to get an answer throws, with the system's code when there is one. */
+export type AgentTransport = (request: AgentHttpRequest) => Promise<AgentHttpResponse>;
+
+/** fetch over the unix socket: the default, for processes with an event loop (see unix-http.ts for the other). */
+export async function fetchTransport(request: AgentHttpRequest): Promise<AgentHttpResponse> {
+  const response = await fetch(`http://localhost${request.path}`, {
+    method: request.method,
+    unix: request.socketPath,
+    headers: request.headers,
+    body: request.body,
+    signal: AbortSignal.timeout(request.timeoutMs),
+  } as RequestInit);
+  return { status: response.status, text: await response.text() };
+}
+
+export interface AgentClientOptions {
+  timeoutMs?: number;
+  transport?: AgentTransport;
+}
+
 export class AgentClient {
   readonly socketPath: string;
   readonly timeoutMs: number;
+  private readonly transport: AgentTransport;
 
-  constructor(socketPath: string = DEFAULT_SOCKET_PATH, options: { timeoutMs?: number } = {}) {
+  constructor(socketPath: string = DEFAULT_SOCKET_PATH, options: AgentClientOptions = {}) {
     this.socketPath = socketPath;
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.transport = options.transport ?? fetchTransport;
   }
 
   /** `body` is sent as JSON; `text` as it is (a policy document). */
   async request<T>(method: string, path: string, body?: unknown, raw?: { body: string; contentType: string }): Promise<T> {
-    let response: Response;
+    const request: AgentHttpRequest = { socketPath: this.socketPath, method, path: `/v1${path}`, timeoutMs: this.timeoutMs };
+    if (raw) {
+      request.headers = { "content-type": raw.contentType };
+      request.body = raw.body;
+    } else if (body !== undefined) {
+      request.headers = { "content-type": "application/json" };
+      request.body = JSON.stringify(body);
+    }
+    let response: AgentHttpResponse;
     try {
-      response = await fetch(`http://localhost/v1${path}`, {
-        method,
-        unix: this.socketPath,
-        headers: raw ? { "content-type": raw.contentType } : body === undefined ? undefined : { "content-type": "application/json" },
-        body: raw ? raw.body : body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      } as RequestInit);
+      response = await this.transport(request);
     } catch (error) {
       const e = error as Error & { code?: string };
       throw new AgentUnreachableError(this.socketPath, e.code ?? e.message);
     }
-    const text = await response.text();
     let parsed: unknown;
     try {
-      parsed = text ? JSON.parse(text) : undefined;
+      parsed = response.text ? JSON.parse(response.text) : undefined;
     } catch {
       parsed = undefined;
     }
-    if (!response.ok) {
+    if (response.status < 200 || response.status > 299) {
       const err = parsed as ApiError | undefined;
       throw new AgentApiError(response.status, err?.message ?? `${method} ${path}: HTTP ${response.status}`, err);
     }

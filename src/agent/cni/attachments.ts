@@ -17,7 +17,7 @@ import { attachmentKey, endpointId, hostInterfaceName, type Attachment } from ".
 import { Rollback } from "../../cni/rollback.ts";
 import { openSandbox, type Sandbox } from "../../cni/sandbox.ts";
 import { CniError, CniErrorCode, PluginErrorCode } from "../../cni/spec.ts";
-import { bringUpHostInterface, configurePodInterface, createVethPair, deleteLinkIfPresent, requireLink } from "../../cni/veth.ts";
+import { bringUpHostInterface, configurePodInterface, createVethPair, deleteLinkIfPresent, type VethNames, type VethPair } from "../../cni/veth.ts";
 
 /** What attachments need of the IPAM (src/agent/ipam). */
 export interface AttachmentIpam {
@@ -64,7 +64,7 @@ export class CniAttachments {
   /** ADD: everything or nothing. Failures are CniErrors with the spec or plugin code to answer. */
   async add(attachment: Attachment, request: CniAttachRequest): Promise<CniAttachment> {
     return this.exclusive(attachment, async () => {
-      const sandbox = await openSandbox(request["netns-path"]);
+      const sandbox = openSandbox(request["netns-path"]);
       try {
         this.refuseExisting(attachment);
         const rollback = new Rollback();
@@ -115,19 +115,11 @@ export class CniAttachments {
 
   /**
    * Per the spec the runtime DELs before it ADDs an attachment again. If it did not, the error
-   * names what exists; nothing is rolled back, because none of it is ours to undo. Checked
-   * before IPAM: the IPAM hands an owner its existing address, which a rollback would free.
-   * (An interface of that name already in the pod is the veth creation's EEXIST, see attach.)
+   * names what exists; nothing is rolled back, because none of it is ours to undo. An endpoint
+   * is refused here; interfaces by the veth creation's EEXIST (see existingInterface), which
+   * comes before IPAM: the IPAM hands an owner its existing address, which a rollback would free.
    */
   private refuseExisting(attachment: Attachment): void {
-    const hostName = hostInterfaceName(attachment);
-    let hostLink;
-    try {
-      hostLink = this.host().link(hostName);
-    } catch (error) {
-      throw new CniError(PluginErrorCode.InterfaceSetupFailed, `look up existing interfaces: ${errorMessage(error)}`);
-    }
-    if (hostLink) throw alreadyExists(`host interface ${hostName}, ifindex ${hostLink.index}`);
     const id = endpointId(attachment);
     let existing: Endpoint;
     try {
@@ -136,11 +128,35 @@ export class CniAttachments {
       if (error instanceof AgentError && error.kind === "not-found") return;
       throw error;
     }
-    throw alreadyExists(`the cilium agent has endpoint ${existing.id}, ${id}`);
+    throw alreadyExists(`the cilium agent has endpoint ${existing.id}, ${id}, on host interface ${existing["interface-name"]}`);
+  }
+
+  /** The veth could not be made because a name is taken: the host end's (the attachment exists) or the pod's. */
+  private existingInterface(names: VethNames, sandbox: Sandbox): CniError {
+    let hostLink;
+    try {
+      hostLink = this.host().link(names.host);
+    } catch (error) {
+      return new CniError(PluginErrorCode.InterfaceSetupFailed, `look up existing interfaces: ${errorMessage(error)}`);
+    }
+    if (hostLink) return alreadyExists(`host interface ${names.host}, ifindex ${hostLink.index}`);
+    return interfaceSetupFailed(names, sandbox, `interface ${names.pod} already exists in netns ${sandbox.path}`);
   }
 
   private async attach(attachment: Attachment, request: CniAttachRequest, sandbox: Sandbox, rollback: Rollback): Promise<CniAttachment> {
     const { ipam, endpoints } = this.deps;
+    const mtu = request.mtu ?? this.deps.mtu;
+    const host = this.host();
+    const names = { host: hostInterfaceName(attachment), pod: attachment.ifname };
+    let veth: VethPair;
+    try {
+      veth = createVethPair(host, sandbox, names, mtu);
+    } catch (error) {
+      if (error instanceof SyscallError && error.code === "EEXIST") throw this.existingInterface(names, sandbox);
+      throw interfaceSetupFailed(names, sandbox, errorMessage(error));
+    }
+    rollback.add(`delete veth ${names.host}`, () => deleteLinkIfPresent(host, names.host));
+
     const owner = attachmentKey(attachment);
     let ip: string;
     try {
@@ -151,36 +167,21 @@ export class CniAttachments {
     rollback.add(`release IP ${ip}`, () => ipam.releaseOwner(owner));
 
     const gateway = ipam.gateway;
-    const mtu = request.mtu ?? this.deps.mtu;
-    const host = this.host();
-    const names = { host: hostInterfaceName(attachment), pod: attachment.ifname };
-    let hostLink;
-    let podLink;
     try {
-      try {
-        createVethPair(host, sandbox, names, mtu);
-      } catch (error) {
-        // The host end's name was free a moment ago: the pod already has an interface so named.
-        if (error instanceof SyscallError && error.code === "EEXIST") throw new Error(`interface ${names.pod} already exists in netns ${sandbox.path}`);
-        throw error;
-      }
-      rollback.add(`delete veth ${names.host}`, () => deleteLinkIfPresent(host, names.host));
-      configurePodInterface(sandbox, names.pod, ip, gateway);
       bringUpHostInterface(host, names.host);
-      hostLink = requireLink(host, names.host, "the host namespace");
-      podLink = requireLink(sandbox.netlink, names.pod, `netns ${sandbox.path}`);
+      configurePodInterface(sandbox, names.pod, ip, gateway);
     } catch (error) {
-      throw new CniError(PluginErrorCode.InterfaceSetupFailed, `set up veth ${names.host} and ${names.pod} in netns ${sandbox.path}: ${errorMessage(error)}`);
+      throw interfaceSetupFailed(names, sandbox, errorMessage(error));
     }
 
     const id = endpointId(attachment);
     const change: EndpointChangeRequest = {
       "container-id": attachment.containerId,
       "container-interface-name": attachment.ifname,
-      "interface-name": hostLink.name,
-      "interface-index": hostLink.index,
-      mac: podLink.mac ?? "",
-      "host-mac": hostLink.mac ?? "",
+      "interface-name": veth.host.name,
+      "interface-index": veth.host.index,
+      mac: veth.podMac,
+      "host-mac": veth.host.mac ?? "",
       addressing: { ipv4: ip },
       "netns-path": sandbox.path,
     };
@@ -195,8 +196,12 @@ export class CniAttachments {
       if (error instanceof AgentError && error.kind === "conflict") throw alreadyExists(`the cilium agent already has endpoint ${id}`);
       throw new CniError(PluginErrorCode.AgentRequestFailed, `create endpoint ${id}: ${errorMessage(error)}`);
     }
-    return { endpoint, gateway, mtu: podLink.mtu ?? mtu };
+    return { endpoint, gateway, mtu };
   }
+}
+
+function interfaceSetupFailed(names: VethNames, sandbox: Sandbox, problem: string): CniError {
+  return new CniError(PluginErrorCode.InterfaceSetupFailed, `set up veth ${names.host} and ${names.pod} in netns ${sandbox.path}: ${problem}`);
 }
 
 function alreadyExists(evidence: string): CniError {
