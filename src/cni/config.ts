@@ -1,5 +1,5 @@
 /** The network configuration the runtime writes on stdin, decoded and validated. */
-import { CniError, CniErrorCode, compareVersions, isSupportedVersion, SUPPORTED_VERSIONS, type CniVersion } from "./spec.ts";
+import { CniError, CniErrorCode, compareVersions, isCniName, isSupportedVersion, isVersionTriple, SUPPORTED_VERSIONS, type CniVersion } from "./spec.ts";
 import { parsePrevResult, type CniDns, type CniResult } from "./result.ts";
 
 export const DEFAULT_SOCKET_PATH = "/var/run/cilium/cilium.sock";
@@ -20,8 +20,6 @@ export interface NetworkConfig {
   validAttachments: { containerID: string; ifname: string }[] | undefined;
   raw: Record<string, unknown>;
 }
-
-const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 /** Decodes stdin; a body that is not a JSON object is a decoding failure (code 6). */
 export function decodeConfig(stdin: string): Record<string, unknown> {
@@ -44,7 +42,7 @@ function invalid(field: string, problem: string): CniError {
 export function parseNetworkConfig(raw: Record<string, unknown>): NetworkConfig {
   const version = raw.cniVersion;
   if (typeof version !== "string" || version === "") throw invalid("cniVersion", "is required and must be a string");
-  if (!/^\d+\.\d+\.\d+$/.test(version)) throw invalid("cniVersion", `${JSON.stringify(version)} is not a version`);
+  if (!isVersionTriple(version)) throw invalid("cniVersion", `${JSON.stringify(version)} is not a version`);
   if (!isSupportedVersion(version)) {
     const newer = compareVersions(version, SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1]!) > 0;
     throw new CniError(
@@ -54,7 +52,7 @@ export function parseNetworkConfig(raw: Record<string, unknown>): NetworkConfig 
     );
   }
   const name = raw.name;
-  if (typeof name !== "string" || !NETWORK_NAME.test(name)) {
+  if (typeof name !== "string" || !isCniName(name)) {
     throw invalid("name", "is required: letters, digits, '_', '.', '-', starting with a letter or digit");
   }
   const type = raw.type;

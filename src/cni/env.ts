@@ -1,5 +1,5 @@
 /** The CNI_* environment a runtime passes to the plugin, validated per command. */
-import { CNI_COMMANDS, CniError, CniErrorCode, type CniCommand } from "./spec.ts";
+import { CNI_COMMANDS, CniError, CniErrorCode, isCniName, type CniCommand } from "./spec.ts";
 
 export interface CniEnvironment {
   command: CniCommand;
@@ -11,11 +11,14 @@ export interface CniEnvironment {
   path: string[];
 }
 
-const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+/** Characters a kernel interface name cannot hold: '/', ':' and whitespace (as JavaScript's \s counts it). */
+const FORBIDDEN_IN_IFNAME = new Set([..."/: \t\n\v\f\r\u00a0\u1680\u2028\u2029\u202f\u205f\u3000\ufeff"]);
 
 /** Kernel rules for interface names: 1-15 bytes, no '/', ':' or whitespace, not "." or "..". */
 export function validInterfaceName(name: string): boolean {
-  return name.length > 0 && Buffer.byteLength(name) <= 15 && !/[/:\s]/.test(name) && name !== "." && name !== "..";
+  if (name === "" || name === "." || name === ".." || new TextEncoder().encode(name).byteLength > 15) return false;
+  for (const c of name) if (FORBIDDEN_IN_IFNAME.has(c) || (c >= "\u2000" && c <= "\u200a")) return false;
+  return true;
 }
 
 export function readCommand(env: Record<string, string | undefined>): CniCommand | undefined {
@@ -37,7 +40,7 @@ export function readEnvironment(command: CniCommand, env: Record<string, string 
   };
   const attachment = command === "ADD" || command === "DEL" || command === "CHECK";
   const containerId = attachment ? needs("CNI_CONTAINERID") : (env.CNI_CONTAINERID ?? "");
-  if (containerId && !CONTAINER_ID.test(containerId)) {
+  if (containerId && !isCniName(containerId)) {
     throw new CniError(CniErrorCode.InvalidEnvironment, `CNI_CONTAINERID ${JSON.stringify(containerId)} is not valid: it must start with a letter or digit and contain only letters, digits, '_', '.' and '-'`);
   }
   const ifname = attachment ? needs("CNI_IFNAME") : (env.CNI_IFNAME ?? "");

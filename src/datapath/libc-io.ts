@@ -43,9 +43,9 @@ export function check(operation: string, result: number | bigint, detail?: strin
   return value;
 }
 
-/** A NUL-terminated copy of a string, to pass as `const char *`. */
-export function cString(value: string): Buffer {
-  return Buffer.from(`${value}\0`, "utf8");
+/** A NUL-terminated copy of a string, to pass as `const char *` (not a Buffer: its first use costs ~0.3 ms). */
+export function cString(value: string): Uint8Array {
+  return new TextEncoder().encode(`${value}\0`);
 }
 
 /** struct timeval for SO_RCVTIMEO/SO_SNDTIMEO. */

@@ -3,7 +3,8 @@
  * by the agent (src/agent/cni/attachments.ts). Errors carry the CNI code the plugin answers with.
  */
 import type { Attachment } from "../../../cni/attachment.ts";
-import { CniError, CniErrorCode, PluginErrorCode } from "../../../cni/spec.ts";
+import { validInterfaceName } from "../../../cni/env.ts";
+import { CniError, CniErrorCode, isCniName, PluginErrorCode } from "../../../cni/spec.ts";
 import type { CniAttachments } from "../../cni/attachments.ts";
 import { AgentError } from "../../errors.ts";
 import { readBody } from "../body.ts";
@@ -12,8 +13,6 @@ import type { Router } from "../router.ts";
 import { cniAttachRequestSchema } from "../schemas.ts";
 import type { CniApiError } from "../types.ts";
 
-const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-const IFNAME = /^[^/:\s]{1,15}$/;
 
 /** HTTP statuses for the CNI codes; anything else is 500. */
 const STATUS_BY_CNI_CODE: Record<number, number> = {
@@ -45,7 +44,7 @@ function parseAttachment(text: string): Attachment {
   const colon = text.indexOf(":");
   const containerId = text.slice(0, colon);
   const ifname = text.slice(colon + 1);
-  if (colon < 0 || !CONTAINER_ID.test(containerId) || !IFNAME.test(ifname) || ifname === "." || ifname === "..") {
+  if (colon < 0 || !isCniName(containerId) || !validInterfaceName(ifname)) {
     throw new CniError(CniErrorCode.InvalidEnvironment, `invalid attachment ${JSON.stringify(text)}: expected <container id>:<ifname>`);
   }
   return { containerId, ifname };
