@@ -14,7 +14,8 @@
  *   baseline  no BPF at all: on each node a Linux bridge holding the pod's veth and a plain VXLAN
  *             device (VNI 42, port 8472, no learning, a static FDB entry to the other node), so
  *             both pods share one L2 network across the nodes.
- * The setups take turns run by run; each figure is the median of the runs.
+ * The setups take turns round by round; each figure is the median of the rounds, the ratio the
+ * median of the rounds' ratios.
  *
  * Runnable alone: bun scripts/benchmarks/cross-node-throughput.ts
  */
@@ -24,11 +25,11 @@ import { Netlink } from "../../src/datapath/netlink/index.ts";
 import { Netns } from "../../src/datapath/netns.ts";
 import type { NodeDatapath } from "../../src/datapath/node.ts";
 import { run, TestNamespaces } from "../../tests/helpers/netns.ts";
-import { type Benchmark, type BenchRow, median } from "./harness.ts";
+import type { Benchmark, BenchRow } from "./harness.ts";
 import { type Background, benchPrefix } from "./lib/pods.ts";
-import { IPERF_OMIT, IPERF_SECONDS, iperfGbps, PLACEMENT, type PodPair, RR_SECONDS, RR_SIZE, rrRate, startPairServers } from "./lib/tcp-pair.ts";
+import { alternateRounds, type PodPair, startPairServers, tcpRows } from "./lib/tcp-pair.ts";
 
-const RUNS = 5;
+const ROUNDS = 9;
 const UNDERLAY_MTU = 1500;
 const POD_MTU = UNDERLAY_MTU - 50;
 
@@ -163,35 +164,10 @@ async function measure(): Promise<BenchRow[]> {
     const baseline = plainVxlanNodes(namespaces, prefix);
     for (const pair of [ours, baseline]) await startPairServers(pair, servers);
 
-    const samples = { ours: { gbps: [] as number[], rr: [] as number[] }, baseline: { gbps: [] as number[], rr: [] as number[] } };
-    for (let i = 0; i < RUNS; i++) {
-      for (const [key, pair] of [["ours", ours], ["baseline", baseline]] as const) {
-        samples[key].gbps.push(iperfGbps(pair));
-        samples[key].rr.push(rrRate(pair));
-      }
-    }
-
     const setups =
-      `ours: 2 node netns on a bridged underlay, our datapath in tunnel mode (VXLAN in BPF, identity in the VNI); ` +
-      `baseline: the same nodes with a Linux bridge + plain VXLAN (static FDB), no BPF; pod MTU ${POD_MTU}; ${PLACEMENT}; alternating, median of ${RUNS}`;
-    return [
-      {
-        metric: "cross-node pod-to-pod TCP throughput (1 stream)",
-        ours: median(samples.ours.gbps),
-        baseline: median(samples.baseline.gbps),
-        unit: "Gbit/s",
-        method: `iperf3 -t ${IPERF_SECONDS} -O ${IPERF_OMIT}, received rate; ${setups}`,
-        better: "higher",
-      },
-      {
-        metric: `cross-node pod-to-pod TCP request/response (${RR_SIZE} B, 1 conn)`,
-        ours: median(samples.ours.rr),
-        baseline: median(samples.baseline.rr),
-        unit: "trans/s",
-        method: `lib/tcp-rr.ts (Bun ping-pong, ${RR_SECONDS} s), same tool both sides; ${setups}`,
-        better: "higher",
-      },
-    ];
+      "ours: 2 node netns on a bridged underlay, our datapath in tunnel mode (VXLAN in BPF, identity in the VNI); " +
+      `baseline: the same nodes with a Linux bridge + plain VXLAN (static FDB), no BPF; pod MTU ${POD_MTU}`;
+    return tcpRows(alternateRounds(ours, baseline, ROUNDS), "cross-node pod-to-pod", setups);
   } finally {
     for (const server of servers) await server.stop();
     for (const datapath of datapaths) datapath.close();

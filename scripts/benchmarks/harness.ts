@@ -11,6 +11,14 @@ export interface BenchRow {
   method: string;
   /** "lower" when smaller is better (latency), "higher" for rates. */
   better: "lower" | "higher";
+  /**
+   * When ours and the baseline alternate round by round: the median over rounds of each round's
+   * ours/baseline. The machine's speed drifts from one round to the next; a round's two samples
+   * share its conditions, so this is steadier than the ratio of the two medians.
+   */
+  pairedRatio?: number;
+  /** The samples behind `ours` and `baseline`, in the order taken (kept in bench-results/latest.json). */
+  samples?: { ours: number[]; baseline: number[] };
 }
 
 export interface Benchmark {
@@ -22,6 +30,12 @@ export interface Benchmark {
 
 export function median(values: number[]): number {
   return percentile(values, 50);
+}
+
+/** The median of ours[i] / baseline[i]: samples taken in the same round, side by side. */
+export function pairedRatio(ours: number[], baseline: number[]): number {
+  if (ours.length !== baseline.length) throw new Error(`paired samples differ in count: ${ours.length} and ${baseline.length}`);
+  return median(ours.map((value, i) => value / baseline[i]!));
 }
 
 export function percentile(values: number[], p: number): number {

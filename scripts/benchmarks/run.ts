@@ -3,7 +3,8 @@
  * Runs every benchmark in scripts/benchmarks/ (or those named on the command line), prints one
  * markdown table (metric, ours, baseline, ratio, how measured) and writes it as JSON to
  * bench-results/latest.json. Ratio is ours/baseline: below 1 is better for latencies, above 1
- * for rates.
+ * for rates. Where the setups alternated round by round, the ratio is the median of the rounds'
+ * ratios ("paired"), with the ratio of the medians beside it.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
@@ -37,7 +38,12 @@ const lines = [
   "| metric | ours | baseline | ratio (ours/baseline) | how measured |",
   "|---|---|---|---|---|",
   ...rows.map((r) => {
-    const ratio = r.baseline ? `${(r.ours / r.baseline).toFixed(2)}x (${r.better} is better)` : "n/a";
+    const ofMedians = r.baseline ? `${(r.ours / r.baseline).toFixed(2)}x` : "";
+    const ratio = !r.baseline
+      ? "n/a"
+      : r.pairedRatio === undefined
+        ? `${ofMedians} (${r.better} is better)`
+        : `${r.pairedRatio.toFixed(2)}x paired (medians ${ofMedians}; ${r.better} is better)`;
     const base = r.baseline === null ? "n/a" : `${fmt(r.baseline)} ${r.unit}`;
     return `| ${r.metric} | ${fmt(r.ours)} ${r.unit} | ${base} | ${ratio} | ${r.method} |`;
   }),

@@ -5,6 +5,7 @@
  * scheduler, a ping-pong's rate swings by 2x from run to run with where its two ends land.
  */
 import { cpus } from "node:os";
+import { type BenchRow, median, pairedRatio } from "../harness.ts";
 import { type Background, inNetns, listening, startInNetns, TCP_RR } from "./pods.ts";
 
 export const IPERF_SECONDS = 5;
@@ -48,4 +49,58 @@ export function rrRate(pair: PodPair): number {
 export async function startPairServers(pair: PodPair, servers: Background[]): Promise<void> {
   servers.push(await startInNetns(pair.server, onCpu(1, ["iperf3", "-s", "-p", String(IPERF_PORT)]), () => listening(pair.server, IPERF_PORT), "iperf3 -s"));
   servers.push(await startInNetns(pair.server, onCpu(1, [process.execPath, TCP_RR, "server", String(RR_PORT)]), () => listening(pair.server, RR_PORT), "tcp-rr server"));
+}
+
+export interface TcpSamples {
+  gbps: number[];
+  rr: number[];
+}
+
+/**
+ * `rounds` rounds; in each, both setups run iperf3 and the ping-pong, so that a round's two
+ * samples see the same machine. Who goes first alternates (ours first in even rounds): what a run
+ * leaves behind, such as the kernel's deferred work after a bulk transfer, falls on both alike.
+ */
+export function alternateRounds(ours: PodPair, baseline: PodPair, rounds: number): { ours: TcpSamples; baseline: TcpSamples } {
+  const samples = { ours: { gbps: [] as number[], rr: [] as number[] }, baseline: { gbps: [] as number[], rr: [] as number[] } };
+  for (let i = 0; i < rounds; i++) {
+    const order = [["ours", ours], ["baseline", baseline]] as const;
+    for (const [key, pair] of i % 2 === 0 ? order : [...order].reverse()) {
+      samples[key].gbps.push(iperfGbps(pair));
+      samples[key].rr.push(rrRate(pair));
+    }
+  }
+  return samples;
+}
+
+/** The throughput and request/response rows of alternating rounds: medians and the paired ratio. */
+export function tcpRows(
+  samples: { ours: TcpSamples; baseline: TcpSamples },
+  /** What is measured, e.g. "cross-node pod-to-pod". */
+  scope: string,
+  setups: string,
+): BenchRow[] {
+  const rounds = `${PLACEMENT}; ${samples.ours.gbps.length} alternating rounds, medians`;
+  return [
+    {
+      metric: `${scope} TCP throughput (1 stream)`,
+      ours: median(samples.ours.gbps),
+      baseline: median(samples.baseline.gbps),
+      pairedRatio: pairedRatio(samples.ours.gbps, samples.baseline.gbps),
+      samples: { ours: samples.ours.gbps, baseline: samples.baseline.gbps },
+      unit: "Gbit/s",
+      method: `iperf3 -t ${IPERF_SECONDS} -O ${IPERF_OMIT}, received rate; ${setups}; ${rounds}`,
+      better: "higher",
+    },
+    {
+      metric: `${scope} TCP request/response (${RR_SIZE} B, 1 conn)`,
+      ours: median(samples.ours.rr),
+      baseline: median(samples.baseline.rr),
+      pairedRatio: pairedRatio(samples.ours.rr, samples.baseline.rr),
+      samples: { ours: samples.ours.rr, baseline: samples.baseline.rr },
+      unit: "trans/s",
+      method: `lib/tcp-rr.ts (Bun ping-pong, ${RR_SECONDS} s), same tool both sides: Bun's event loop bounds the absolute rate; ${setups}; ${rounds}`,
+      better: "higher",
+    },
+  ];
 }
