@@ -52,4 +52,3 @@ export function openHostNetlink(what: string): Netlink {
     throw interfaceError(error, `${what}: open netlink in the host namespace`);
   }
 }
-

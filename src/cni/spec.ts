@@ -5,6 +5,7 @@ export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] 
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
 
 export const CNI_COMMANDS = ["ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC"] as const;
+export type CniCommand = (typeof CNI_COMMANDS)[number];
 
 /*
  * The checks on the plugin's inputs are loops, not regular expressions: the plugin is a fresh
@@ -27,7 +28,6 @@ export function isVersionTriple(value: string): boolean {
   const parts = value.split(".");
   return parts.length === 3 && parts.every((part) => part !== "" && [...part].every((c) => c >= "0" && c <= "9"));
 }
-export type CniCommand = (typeof CNI_COMMANDS)[number];
 
 /** Well-known error codes of the spec. */
 export const CniErrorCode = {

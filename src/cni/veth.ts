@@ -4,6 +4,7 @@
  */
 import { existsSync } from "node:fs";
 import { SyscallError } from "../datapath/errors.ts";
+import { formatMac } from "../datapath/netlink/inet.ts";
 import type { Link, Netlink } from "../datapath/netlink/index.ts";
 import { writeSysctl } from "../datapath/sysctl.ts";
 import type { Sandbox } from "./sandbox.ts";
@@ -37,7 +38,7 @@ export function createVethPair(host: Netlink, sandbox: Sandbox, names: VethNames
 export function randomMac(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(6));
   bytes[0] = (bytes[0]! & 0xfe) | 0x02;
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join(":");
+  return formatMac(bytes);
 }
 
 /**

@@ -1,9 +1,11 @@
 /**
  * One HTTP/1.1 request over a unix socket with blocking system calls: the CNI plugin's way to
- * the agent. A fresh process pays ~1 ms to start fetch's HTTP client for its single request;
- * this costs a small dlopen and a handful of syscalls. Not for a process that also serves the
- * socket it calls: it blocks the thread until the answer is in.
+ * the agent, on the libc-io dlopen the plugin already loads for stdin and the CNI_NETNS stat.
+ * Measured against fetch in the whole plugin, ADD took the same time (p50 16.18 vs 16.29 ms),
+ * so this is no speed-up; it keeps the plugin's I/O on one mechanism. Not for a process that
+ * also serves the socket it calls: it blocks the thread until the answer is in.
  */
+import { concatBytes } from "../../datapath/bytes.ts";
 import { SyscallError } from "../../datapath/errors.ts";
 import {
   AF_UNIX,
@@ -38,7 +40,7 @@ export async function unixHttpRequest(request: AgentHttpRequest): Promise<AgentH
     let head = `${request.method} ${request.path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n`;
     for (const [name, value] of Object.entries(request.headers ?? {})) head += `${name}: ${value}\r\n`;
     const message = utf8.encode(`${head}Content-Length: ${body.byteLength}\r\n\r\n`);
-    writeAll(fd, concat([message, body]));
+    writeAll(fd, concatBytes([message, body]));
     return parseResponse(readToEnd(fd, "the agent's answer", "timeout"));
   } finally {
     io.close(fd);
@@ -114,20 +116,10 @@ function dechunk(bytes: Uint8Array): Uint8Array {
     const lineEnd = text.indexOf("\r\n", offset);
     const size = lineEnd < 0 ? NaN : Number.parseInt(text.slice(offset, lineEnd), 16);
     if (Number.isNaN(size) || lineEnd + 2 + size > bytes.byteLength) throw codedError("EPROTO", "the agent's chunked answer is cut short");
-    if (size === 0) return concat(parts);
+    if (size === 0) return concatBytes(parts);
     parts.push(bytes.subarray(lineEnd + 2, lineEnd + 2 + size));
     offset = lineEnd + 2 + size + 2;
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const whole = new Uint8Array(parts.reduce((total, part) => total + part.byteLength, 0));
-  let offset = 0;
-  for (const part of parts) {
-    whole.set(part, offset);
-    offset += part.byteLength;
-  }
-  return whole;
 }
 
 function codedError(code: string, message: string): Error & { code: string } {

@@ -26,6 +26,7 @@ import {
   SOL_NETLINK,
   SOL_SOCKET,
 } from "../libc.ts";
+import { concatBytes } from "../bytes.ts";
 import { timeval } from "../libc-io.ts";
 import {
   NLM_F_ACK,
@@ -120,13 +121,7 @@ export class NetlinkSocket {
       stepOf.set(seq, index);
       return step.request.finish(seq, this.portId, NLM_F_REQUEST | NLM_F_ACK);
     });
-    const bytes = new Uint8Array(messages.reduce((total, message) => total + message.byteLength, 0));
-    let offset = 0;
-    for (const message of messages) {
-      bytes.set(message, offset);
-      offset += message.byteLength;
-    }
-    this.sendBytes(operation, bytes);
+    this.sendBytes(operation, concatBytes(messages));
     const failures = new Map<number, SyscallError>();
     let pending = steps.length;
     while (pending > 0) {

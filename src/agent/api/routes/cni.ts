@@ -13,7 +13,6 @@ import type { Router } from "../router.ts";
 import { cniAttachRequestSchema } from "../schemas.ts";
 import type { CniApiError } from "../types.ts";
 
-
 /** HTTP statuses for the CNI codes; anything else is 500. */
 const STATUS_BY_CNI_CODE: Record<number, number> = {
   [CniErrorCode.UnknownContainer]: 404,
